@@ -1,0 +1,20 @@
+# The two commands a newcomer needs; see README.md.
+.PHONY: demo test up down fmt
+
+## demo: install what is missing, start the local control plane, and print its environment
+demo:
+	e2e/setup.sh
+	e2e/cluster.sh up
+
+## test: formatting, clippy, unit tests and end-to-end tests (starts and stops the cluster)
+test:
+	e2e/test.sh
+
+up:
+	e2e/cluster.sh up
+
+down:
+	e2e/cluster.sh down
+
+fmt:
+	cargo fmt --all

@@ -1,0 +1,211 @@
+//! What the end-to-end tests share: the environment `e2e/cluster.sh up` wrote, clients,
+//! temporary namespaces, and waiting with a deadline.
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::{
+    Api, Client, Config,
+    api::{DeleteParams, ObjectMeta, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+/// The environment of a running local cluster, read from `<state>/env`.
+#[derive(Clone, Debug)]
+pub struct ClusterEnv {
+    vars: BTreeMap<String, String>,
+}
+
+impl ClusterEnv {
+    /// The state directory: `$ZONEFLEET_E2E_DIR`, or `.e2e` at the repository root.
+    pub fn state_dir() -> PathBuf {
+        std::env::var_os("ZONEFLEET_E2E_DIR").map_or_else(
+            || {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join(".e2e")
+            },
+            PathBuf::from,
+        )
+    }
+
+    /// Reads the environment; fails with instructions when the cluster is not up.
+    pub fn load() -> anyhow::Result<Self> {
+        let path = Self::state_dir().join("env");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{} is missing: start the local cluster with `e2e/cluster.sh up`",
+                path.display()
+            )
+        })?;
+        Ok(Self {
+            vars: parse_env_file(&text),
+        })
+    }
+
+    /// One variable.
+    pub fn var(&self, name: &str) -> anyhow::Result<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .with_context(|| format!("{name} is not set by the cluster environment"))
+    }
+
+    /// The state directory the cluster uses.
+    pub fn dir(&self) -> anyhow::Result<PathBuf> {
+        self.var("ZONEFLEET_E2E_DIR").map(PathBuf::from)
+    }
+
+    /// A client with the admin kubeconfig.
+    pub async fn admin_client(&self) -> anyhow::Result<Client> {
+        let kubeconfig = Kubeconfig::read_from(self.var("KUBECONFIG")?)?;
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    /// A client that authenticates with a bearer token (such as a ServiceAccount's).
+    pub async fn token_client(&self, token: &str) -> anyhow::Result<Client> {
+        let kubeconfig = Kubeconfig::read_from(self.var("KUBECONFIG")?)?;
+        let mut config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        config.auth_info = kube::config::AuthInfo {
+            token: Some(token.to_owned().into()),
+            ..Default::default()
+        };
+        Ok(Client::try_from(config)?)
+    }
+}
+
+/// Parses `export NAME='value'` lines.
+pub fn parse_env_file(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("export "))
+        .filter_map(|assignment| assignment.split_once('='))
+        .map(|(name, value)| {
+            let value = value
+                .strip_prefix('\'')
+                .and_then(|v| v.split_once('\''))
+                .map_or(value, |(v, _)| v);
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            match last_error {
+                Some(e) => {
+                    bail!("timed out after {timeout:?} waiting for {what}; last error: {e:#}")
+                }
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A namespace of one test's own, deleted when the test ends, whether it passed or not.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct TestNamespace {
+    /// The namespace's name.
+    pub name: String,
+    /// The admin client.
+    pub client: Client,
+    /// The cluster environment.
+    pub env: ClusterEnv,
+}
+
+/// Runs `test` in a fresh namespace named after `prefix`, then deletes the namespace. A
+/// panic in the test is re-raised after the clean-up.
+pub async fn with_test_namespace<F, Fut>(prefix: &str, test: F)
+where
+    F: FnOnce(TestNamespace) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info")
+        .try_init();
+    let env = ClusterEnv::load().expect("the local cluster's environment");
+    let client = env.admin_client().await.expect("an admin client");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("e2e-{prefix}-")),
+            labels: Some(BTreeMap::from([(
+                "zonefleet.io/e2e".to_owned(),
+                "true".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    let created = namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create a test namespace");
+    let name = created.metadata.name.clone().expect("a generated name");
+    // Pods can only be created once the ServiceAccount controller made `default`.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+    wait_until(
+        "the default ServiceAccount",
+        Duration::from_secs(30),
+        || async { Ok(accounts.get_opt("default").await?) },
+    )
+    .await
+    .expect("the default ServiceAccount");
+
+    let ns = TestNamespace {
+        name: name.clone(),
+        client: client.clone(),
+        env,
+    };
+    let outcome = tokio::spawn(test(ns)).await;
+    if let Err(e) = namespaces.delete(&name, &DeleteParams::default()).await {
+        eprintln!("could not delete test namespace {name}: {e}");
+    }
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("test in namespace {name} failed: {e:#}"),
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("test in namespace {name} was cancelled: {e}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_env_file_cluster_sh_writes() {
+        let vars = parse_env_file(
+            "export KUBECONFIG='/x/admin.kubeconfig'\nexport PATH='/a:/b:'\"$PATH\"\n# comment\nexport N='v'\n",
+        );
+        assert_eq!(vars["KUBECONFIG"], "/x/admin.kubeconfig");
+        assert_eq!(vars["PATH"], "/a:/b:");
+        assert_eq!(vars["N"], "v");
+    }
+}
