@@ -3,11 +3,15 @@
 use std::{collections::BTreeSet, net::Ipv4Addr};
 
 /// Hands out pod addresses from a network, skipping the gateway and addresses in use.
+///
+/// Like CNI's host-local IPAM, it continues after the last address it handed out rather than
+/// reusing the lowest free one, so a deleted Pod's address is not at once given to the next.
 #[derive(Debug)]
 pub struct PodAddressPool {
     gateway: Ipv4Addr,
     first: u32,
     last: u32,
+    next: u32,
     in_use: BTreeSet<Ipv4Addr>,
 }
 
@@ -31,6 +35,7 @@ impl PodAddressPool {
             gateway,
             first,
             last: broadcast.saturating_sub(1),
+            next: first,
             in_use: BTreeSet::new(),
         }
     }
@@ -41,12 +46,18 @@ impl PodAddressPool {
         n >= self.first && n <= self.last && address != self.gateway && self.in_use.insert(address)
     }
 
-    /// The lowest free address.
+    /// The next free address after the last one handed out, wrapping around.
     pub fn allocate(&mut self) -> Option<Ipv4Addr> {
-        let address = (self.first..=self.last)
+        let address = (self.next..=self.last)
+            .chain(self.first..self.next)
             .map(Ipv4Addr::from)
             .find(|a| *a != self.gateway && !self.in_use.contains(a))?;
         self.in_use.insert(address);
+        self.next = if u32::from(address) >= self.last {
+            self.first
+        } else {
+            u32::from(address) + 1
+        };
         Some(address)
     }
 
@@ -61,14 +72,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allocates_past_the_host_block_and_reuses_released_addresses() {
+    fn allocates_past_the_host_block_and_does_not_reuse_at_once() {
         let mut pool = PodAddressPool::new(Ipv4Addr::new(198, 18, 0, 1), 16);
         let a = pool.allocate().unwrap();
         let b = pool.allocate().unwrap();
         assert_eq!(a, Ipv4Addr::new(198, 18, 1, 1));
         assert_eq!(b, Ipv4Addr::new(198, 18, 1, 2));
         pool.release(a);
-        assert_eq!(pool.allocate().unwrap(), a);
+        assert_eq!(pool.allocate().unwrap(), Ipv4Addr::new(198, 18, 1, 3));
+    }
+
+    #[test]
+    fn wraps_around_to_released_addresses() {
+        // 192.0.2.0/29: gateway .1, pods .2 to .6.
+        let mut pool = PodAddressPool::new(Ipv4Addr::new(192, 0, 2, 1), 29);
+        let all: Vec<_> = std::iter::from_fn(|| pool.allocate()).collect();
+        assert_eq!(all.len(), 5);
+        pool.release(all[1]);
+        assert_eq!(pool.allocate(), Some(all[1]));
+        assert_eq!(pool.allocate(), None);
     }
 
     #[test]
