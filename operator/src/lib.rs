@@ -1,5 +1,8 @@
 //! The Zonefleet operator: reconciles `Zone` and `Record` objects (`dns.zonefleet.io`) into
 //! versioned zones and publishes them to NATS JetStream.
 //!
-//! The API types and the reconcile pipeline are being built; this crate holds the workspace
-//! place for them.
+//! - [`zone`]: pure zone assembly: validation, conflicts, zone cuts, canonical form, digest;
+//! - [`serial`]: SOA serial policies under RFC 1982.
+
+pub mod serial;
+pub mod zone;

@@ -1,0 +1,23 @@
+//! The committed CRD YAML in `crds/` must be exactly what the Rust types generate.
+
+use std::path::Path;
+
+#[test]
+fn committed_crds_match_the_types() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    for crd in zonefleet_api::crds() {
+        let path = dir.join(zonefleet_api::crd_file_name(&crd));
+        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run `cargo run -p zonefleet-api --bin crdgen`",
+                path.display()
+            )
+        });
+        let generated = zonefleet_api::crd_yaml(&crd).unwrap();
+        assert!(
+            committed == generated,
+            "{} differs from the types; run `cargo run -p zonefleet-api --bin crdgen`",
+            path.display()
+        );
+    }
+}
