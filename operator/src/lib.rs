@@ -1,8 +1,20 @@
 //! The Zonefleet operator: reconciles `Zone` and `Record` objects (`dns.zonefleet.io`) into
-//! versioned zones and publishes them to NATS JetStream.
+//! versioned zones and publishes them.
 //!
 //! - [`zone`]: pure zone assembly: validation, conflicts, zone cuts, canonical form, digest;
-//! - [`serial`]: SOA serial policies under RFC 1982.
+//! - [`serial`]: SOA serial policies under RFC 1982;
+//! - [`controller`]: the Zone and Record controllers and their pure status computation;
+//! - [`publish`]: where zone versions go;
+//! - [`leader`]: leader election with a Lease;
+//! - [`server`]: `/metrics`, `/healthz` and `/readyz`;
+//! - [`metrics`], [`error`], [`config`].
 
+pub mod config;
+pub mod controller;
+pub mod error;
+pub mod leader;
+pub mod metrics;
+pub mod publish;
 pub mod serial;
+pub mod server;
 pub mod zone;

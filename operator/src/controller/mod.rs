@@ -1,0 +1,271 @@
+//! The controllers: Zones (assemble, version, publish, status) and Records (orphans).
+//!
+//! Both watch through [`DeserializeGuard`], so an object that does not deserialize is
+//! reported on its own and never stalls the watch of the others.
+
+pub mod record;
+pub mod status;
+pub mod zone;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use kube::{
+    Api, Client, Resource,
+    core::DeserializeGuard,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::{self, ObjectRef, Store, reflector},
+        watcher,
+    },
+};
+use tokio::sync::watch;
+use zonefleet_api::{Record, Zone};
+
+use crate::{error::Error, metrics::Metrics, publish::ZonePublisher, zone::ObjectKey};
+
+/// The field manager of every status the operator writes.
+pub const FIELD_MANAGER: &str = "zonefleet-operator";
+/// The finalizer that publishes a Zone's retraction before it goes.
+pub const ZONE_FINALIZER: &str = "dns.zonefleet.io/retract";
+
+/// What the reconcilers share.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Where zone versions go.
+    pub publisher: Arc<dyn ZonePublisher>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Events.
+    pub recorder: Recorder,
+    /// Every Record. The same watch triggers Zone reconciles, after this store has the
+    /// change, so a reconcile always sees the Record that triggered it.
+    pub records: Store<DeserializeGuard<Record>>,
+    /// Every Zone, from the Zone controller's watch.
+    pub zones: Store<DeserializeGuard<Zone>>,
+    /// Whether this replica leads; reconciles stop writing when it does not.
+    pub leading: watch::Receiver<bool>,
+    /// Per-zone Record tallies, for the gauges.
+    pub tallies: Mutex<HashMap<ObjectKey, BTreeMap<&'static str, i64>>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Fails when this replica is no longer the leader.
+    pub fn ensure_leading(&self) -> Result<(), Error> {
+        if *self.leading.borrow() {
+            Ok(())
+        } else {
+            Err(Error::NotLeader)
+        }
+    }
+
+    /// Publishes an Event about an object; failures are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        kind: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: kind,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "could not publish an event");
+        }
+    }
+
+    /// Records a zone's Record verdict counts and refreshes the gauges.
+    pub fn tally(&self, zone: &ObjectKey, counts: Option<BTreeMap<&'static str, i64>>) {
+        let Ok(mut tallies) = self.tallies.lock() else {
+            return;
+        };
+        match counts {
+            Some(counts) => tallies.insert(zone.clone(), counts),
+            None => tallies.remove(zone),
+        };
+        self.metrics
+            .zones
+            .set(i64::try_from(tallies.len()).unwrap_or(i64::MAX));
+        let mut totals: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for counts in tallies.values() {
+            for (reason, n) in counts {
+                *totals.entry(reason).or_default() += n;
+            }
+        }
+        self.metrics.records.clear();
+        for (reason, n) in totals {
+            self.metrics
+                .records
+                .get_or_create(&crate::metrics::VerdictLabels { reason })
+                .set(n);
+        }
+    }
+}
+
+/// How errors are retried: transient ones with back-off, a bad spec waits for a change.
+pub fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    if error.is_transient() {
+        Action::requeue(Duration::from_secs(5))
+    } else {
+        Action::await_change()
+    }
+}
+
+/// The settings the controllers run with.
+#[derive(Clone, Debug)]
+pub struct ControllerSettings {
+    /// The controller's name in Events.
+    pub reporter: String,
+    /// This replica's name (the pod name) in Events.
+    pub instance: Option<String>,
+    /// How often every Zone is reconciled even without a change.
+    pub resync: Duration,
+}
+
+/// Runs the Zone and Record controllers until shutdown.
+///
+/// There is one watch per kind. Each feeds its store from a task of its own and then fans
+/// the changed objects out to the controllers: Zones trigger themselves, Records trigger
+/// both their own controller and their Zone. Because the stores do not depend on the
+/// controllers polling them, a reconcile waiting for a store never waits forever, also
+/// while the controllers shut down.
+pub async fn run(
+    client: Client,
+    publisher: Arc<dyn ZonePublisher>,
+    metrics: Arc<Metrics>,
+    leading: watch::Receiver<bool>,
+    settings: ControllerSettings,
+) {
+    let (zone_store, [zone_changes]) =
+        shared_watch(Api::<DeserializeGuard<Zone>>::all(client.clone()));
+    let (record_store, [record_changes, record_zone_triggers]) =
+        shared_watch(Api::<DeserializeGuard<Record>>::all(client.clone()));
+    let reporter = Reporter {
+        controller: settings.reporter.clone(),
+        instance: settings.instance.clone(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        publisher,
+        metrics,
+        recorder: Recorder::new(client, reporter),
+        records: record_store.clone(),
+        zones: zone_store.clone(),
+        leading,
+        tallies: Mutex::new(HashMap::new()),
+    });
+
+    let resync = futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(settings.resync).await;
+        Some(((), ()))
+    });
+    let zone_loop = Controller::for_stream(zone_changes, zone_store)
+        .watches_stream(record_zone_triggers, zone_of_record)
+        .reconcile_all_on(resync)
+        .run(zone::reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "zone reconcile failed");
+            }
+        });
+    let record_loop = Controller::for_stream(record_changes, record_store)
+        .run(record::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "record reconcile failed");
+            }
+        });
+    tokio::join!(zone_loop, record_loop);
+}
+
+/// A change stream handed to a controller.
+type Changes<K> = futures::channel::mpsc::UnboundedReceiver<Result<K, watcher::Error>>;
+
+/// Watches `api` from a task of its own: the store is updated first, then every changed
+/// (or deleted) object goes to each of the `N` streams.
+fn shared_watch<K, const N: usize>(api: Api<K>) -> (Store<K>, [Changes<K>; N])
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let channels: [_; N] = std::array::from_fn(|_| futures::channel::mpsc::unbounded());
+    let (senders, receivers): (Vec<_>, Vec<_>) = channels.into_iter().unzip();
+    tokio::spawn(async move {
+        let mut changes = reflector(
+            writer,
+            watcher(api, watcher::Config::default().any_semantic()),
+        )
+        .default_backoff()
+        .touched_objects()
+        .boxed();
+        while let Some(change) = changes.next().await {
+            match change {
+                Ok(object) => {
+                    for sender in &senders {
+                        let _ = sender.unbounded_send(Ok(object.clone()));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying")
+                }
+            }
+        }
+    });
+    let receivers: [Changes<K>; N] = match receivers.try_into() {
+        Ok(receivers) => receivers,
+        Err(_) => unreachable!("one receiver per sender"),
+    };
+    (store, receivers)
+}
+
+/// The Zone a Record refers to.
+pub fn zone_of_record(
+    record: DeserializeGuard<Record>,
+) -> Option<ObjectRef<DeserializeGuard<Zone>>> {
+    let record = record.0.ok()?;
+    let (namespace, name) = zone_key_of(&record)?;
+    Some(ObjectRef::new(&name).within(&namespace))
+}
+
+/// The (namespace, name) of the Zone a Record refers to.
+pub fn zone_key_of(record: &Record) -> Option<(String, String)> {
+    let namespace = record
+        .spec
+        .zone_ref
+        .namespace
+        .clone()
+        .or_else(|| record.meta().namespace.clone())?;
+    Some((namespace, record.spec.zone_ref.name.clone()))
+}
+
+/// The identity of an object.
+pub fn key_of<K: Resource>(obj: &K) -> ObjectKey {
+    ObjectKey {
+        namespace: obj.meta().namespace.clone().unwrap_or_default(),
+        name: obj.meta().name.clone().unwrap_or_default(),
+    }
+}

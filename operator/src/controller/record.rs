@@ -1,0 +1,75 @@
+//! The Record controller: reports Records that cannot be part of any zone — malformed ones,
+//! and those whose Zone does not exist. Everything else is the Zone reconcile's.
+
+use std::{sync::Arc, time::Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::{
+    Resource,
+    core::DeserializeGuard,
+    runtime::{controller::Action, events::EventType, reflector::ObjectRef},
+};
+use zonefleet_api::{Record, Zone};
+
+use super::{Context, key_of, status, zone::write_record_status, zone_key_of};
+use crate::{
+    error::{Error, Result},
+    zone::ObjectKey,
+};
+
+/// Reconciles one Record.
+pub async fn reconcile(guard: Arc<DeserializeGuard<Record>>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = match &guard.0 {
+        Ok(record) => reconcile_record(record, &ctx).await,
+        Err(invalid) => {
+            tracing::warn!(record = %key_of(guard.as_ref()), error = %invalid.error, "malformed Record");
+            ctx.event(
+                guard.as_ref(),
+                EventType::Warning,
+                "Malformed",
+                invalid.error.clone(),
+            )
+            .await;
+            Err(Error::Malformed(invalid.error.clone()))
+        }
+    };
+    let outcome = result.as_ref().map_or_else(Error::category, |_| "success");
+    ctx.metrics
+        .observe_reconcile("record", outcome, started.elapsed());
+    result
+}
+
+async fn reconcile_record(record: &Record, ctx: &Context) -> Result<Action> {
+    ctx.ensure_leading()?;
+    ctx.zones
+        .wait_until_ready()
+        .await
+        .map_err(|e| Error::Malformed(format!("the Zone store stopped: {e}")))?;
+    let Some((namespace, name)) = zone_key_of(record) else {
+        return Ok(Action::await_change());
+    };
+    let zone_ref = ObjectRef::<DeserializeGuard<Zone>>::new(&name).within(&namespace);
+    if ctx.zones.get(&zone_ref).is_some() {
+        return Ok(Action::await_change());
+    }
+    let zone = ObjectKey { namespace, name };
+    let desired = status::record_zone_missing(
+        record.status.as_ref(),
+        record.meta().generation,
+        &zone,
+        &record.spec.values,
+        Timestamp::now(),
+    );
+    if record.status.as_ref() != Some(&desired) {
+        write_record_status(ctx, record, &desired).await?;
+        ctx.event(
+            record,
+            EventType::Warning,
+            "ZoneNotFound",
+            format!("Zone {zone} does not exist"),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}

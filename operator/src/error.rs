@@ -1,0 +1,59 @@
+//! The operator's errors, each with a category for metrics and Events.
+
+use crate::zone::ZoneSpecError;
+
+/// What can go wrong while reconciling.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] Box<kube::Error>),
+    /// The finalizer could not be added or removed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The Zone's spec cannot be assembled.
+    #[error("invalid Zone spec: {0}")]
+    InvalidSpec(#[from] ZoneSpecError),
+    /// The object could not be read as a Zone or Record.
+    #[error("malformed object: {0}")]
+    Malformed(String),
+    /// Publishing a zone version failed.
+    #[error("publishing: {0}")]
+    Publish(#[from] crate::publish::PublishError),
+    /// This replica lost leadership; it stops writing.
+    #[error("not the leader")]
+    NotLeader,
+}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Error::Kube(Box::new(e))
+    }
+}
+
+impl Error {
+    /// A short, stable label for metrics and Event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(e) => match e.as_ref() {
+                kube::Error::Api(s) if s.code == 409 => "conflict",
+                kube::Error::Api(s) if s.code == 403 => "forbidden",
+                kube::Error::Api(_) => "api",
+                _ => "transport",
+            },
+            Error::Finalizer(_) => "finalizer",
+            Error::InvalidSpec(_) => "invalid_spec",
+            Error::Malformed(_) => "malformed",
+            Error::Publish(_) => "publish",
+            Error::NotLeader => "not_leader",
+        }
+    }
+
+    /// Whether retrying can help (an invalid spec waits for a change instead).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Error::InvalidSpec(_) | Error::Malformed(_))
+    }
+}
+
+/// The result type of the operator.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

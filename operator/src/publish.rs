@@ -1,0 +1,111 @@
+//! Where zone versions go.
+//!
+//! The controller hands every new zone version to a [`ZonePublisher`], and a deleted zone's
+//! retraction too. Distribution over NATS JetStream implements it; [`LogPublisher`] stands in
+//! where no distribution is configured, and [`MemoryPublisher`] records what it is given,
+//! for tests.
+
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+
+use crate::zone::{AssembledZone, ObjectKey};
+
+/// A zone version ready to be published.
+#[derive(Clone, Debug)]
+pub struct ZoneVersion {
+    /// The Zone object.
+    pub zone: ObjectKey,
+    /// Its serial.
+    pub serial: u32,
+    /// The serial it replaces, if any.
+    pub previous_serial: Option<u32>,
+    /// The content.
+    pub content: Arc<AssembledZone>,
+}
+
+/// A failed publish.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PublishError(pub String);
+
+/// Publishes zone versions and retractions. Both must be idempotent: a reconcile may repeat.
+pub trait ZonePublisher: Send + Sync {
+    /// Publishes a new version of a zone.
+    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>>;
+    /// Publishes that a zone is gone.
+    fn retract<'a>(
+        &'a self,
+        zone: &'a ObjectKey,
+        domain: &'a str,
+    ) -> BoxFuture<'a, Result<(), PublishError>>;
+}
+
+/// Logs each version and retraction: the stand-in when no distribution is configured.
+#[derive(Debug, Default)]
+pub struct LogPublisher;
+
+impl ZonePublisher for LogPublisher {
+    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            tracing::info!(
+                zone = %version.zone, domain = %version.content.origin, serial = version.serial,
+                records = version.content.record_count, "zone version ready (no distribution configured)"
+            );
+            Ok(())
+        })
+    }
+
+    fn retract<'a>(
+        &'a self,
+        zone: &'a ObjectKey,
+        domain: &'a str,
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            tracing::info!(%zone, domain, "zone retracted (no distribution configured)");
+            Ok(())
+        })
+    }
+}
+
+/// What a [`MemoryPublisher`] was given.
+#[derive(Clone, Debug)]
+pub enum Published {
+    /// A version.
+    Version(ZoneVersion),
+    /// A retraction.
+    Retraction(ObjectKey),
+}
+
+/// Records everything in memory.
+#[derive(Debug, Default)]
+pub struct MemoryPublisher {
+    log: Mutex<Vec<Published>>,
+}
+
+impl MemoryPublisher {
+    /// Everything published so far.
+    pub fn published(&self) -> Vec<Published> {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+}
+
+impl ZonePublisher for MemoryPublisher {
+    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+        if let Ok(mut log) = self.log.lock() {
+            log.push(Published::Version(version.clone()));
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn retract<'a>(
+        &'a self,
+        zone: &'a ObjectKey,
+        _domain: &'a str,
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
+        if let Ok(mut log) = self.log.lock() {
+            log.push(Published::Retraction(zone.clone()));
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
