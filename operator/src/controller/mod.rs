@@ -158,6 +158,19 @@ pub async fn run(
         shared_watch(Api::<DeserializeGuard<Zone>>::all(client.clone()));
     let (record_store, [record_changes, record_zone_triggers]) =
         shared_watch(Api::<DeserializeGuard<Record>>::all(client.clone()));
+    // Wait for both initial lists here, one waiter per store, before any controller or
+    // reconcile waits on them: the stores' readiness signal wakes only one pending waiter,
+    // so concurrent first waits could sleep forever. Once ready, every later wait returns
+    // at once.
+    for (kind, ready) in [
+        ("Zone", zone_store.wait_until_ready().await),
+        ("Record", record_store.wait_until_ready().await),
+    ] {
+        if let Err(e) = ready {
+            tracing::error!(kind, error = %e, "the watch stopped before its first list");
+            return;
+        }
+    }
     let reporter = Reporter {
         controller: settings.reporter.clone(),
         instance: settings.instance.clone(),

@@ -121,6 +121,9 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         }
     };
 
+    tracing::debug!(zone = %key, records = records.len(), digest = %assembly.zone.digest,
+        current = ?zone.status.as_ref().and_then(|s| s.serial), "assembled");
+
     // 5. The serial.
     let decision = status::decide_version(
         zone.status.as_ref(),

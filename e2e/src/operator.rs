@@ -1,0 +1,149 @@
+//! Running the operator for end-to-end tests, and reading what it wrote.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::Context;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams},
+};
+use tokio::process::{Child, Command};
+
+use crate::harness::{ClusterEnv, wait_until};
+
+/// The field manager tests apply manifests with, as `kubectl apply --server-side` would.
+pub const TEST_MANAGER: &str = "zonefleet-e2e";
+
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        },
+        PathBuf::from,
+    )
+}
+
+/// The repository root.
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Installs (or updates) the CRDs from `crds/` with server-side apply and waits until the
+/// API server serves them.
+pub async fn install_crds(client: &Client) -> anyhow::Result<Vec<String>> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut names = Vec::new();
+    let dir = repo_dir().join("crds");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        let crd: CustomResourceDefinition =
+            serde_yaml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        let name = crd.metadata.name.clone().context("a CRD name")?;
+        api.patch(
+            &name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+        names.push(name);
+    }
+    for name in &names {
+        wait_until(
+            &format!("CRD {name} to be established"),
+            Duration::from_secs(30),
+            || async {
+                let crd = api.get(name).await?;
+                let established = crd.status.and_then(|s| s.conditions).is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
+                Ok(established.then_some(()))
+            },
+        )
+        .await?;
+    }
+    Ok(names)
+}
+
+/// An operator process, killed when dropped.
+#[derive(Debug)]
+pub struct OperatorProcess {
+    child: Child,
+    /// Its identity in the Lease.
+    pub identity: String,
+    /// Its log file.
+    pub log: PathBuf,
+    /// Where its `/metrics` listens.
+    pub metrics: std::net::SocketAddr,
+}
+
+impl OperatorProcess {
+    /// Starts `zonefleet-operator` with the admin kubeconfig, its Lease in `lease_namespace`.
+    pub fn start(env: &ClusterEnv, lease_namespace: &str, identity: &str) -> anyhow::Result<Self> {
+        let binary = target_dir().join("debug").join("zonefleet-operator");
+        anyhow::ensure!(
+            binary.exists(),
+            "{} is missing: run `cargo build --workspace --bins`",
+            binary.display()
+        );
+        let logs = env.dir()?.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join(format!("operator-{lease_namespace}-{identity}.log"));
+        let out = std::fs::File::create(&log)?;
+        let metrics = free_local_port()?;
+        let child = Command::new(&binary)
+            .arg("--metrics-address")
+            .arg(metrics.to_string())
+            .env("KUBECONFIG", env.var("KUBECONFIG")?)
+            .env("POD_NAMESPACE", lease_namespace)
+            .env("POD_NAME", identity)
+            .env(
+                "RUST_LOG",
+                std::env::var("ZONEFLEET_E2E_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self {
+            child,
+            identity: identity.to_owned(),
+            log,
+            metrics,
+        })
+    }
+
+    /// Kills it at once (SIGKILL), as a crash would.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+fn free_local_port() -> anyhow::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
