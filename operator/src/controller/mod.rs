@@ -3,6 +3,7 @@
 //! Both watch through [`DeserializeGuard`], so an object that does not deserialize is
 //! reported on its own and never stalls the watch of the others.
 
+pub mod index;
 pub mod record;
 pub mod status;
 pub mod zone;
@@ -15,7 +16,7 @@ use std::{
 
 use futures::StreamExt;
 use kube::{
-    Api, Client, Resource,
+    Api, Client, Resource, ResourceExt,
     core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
@@ -52,6 +53,8 @@ pub struct Context {
     pub zones: Store<DeserializeGuard<Zone>>,
     /// Whether this replica leads; reconciles stop writing when it does not.
     pub leading: watch::Receiver<bool>,
+    /// Which Records reference which Zone.
+    pub record_index: Arc<std::sync::RwLock<index::RecordIndex>>,
     /// Per-zone Record tallies, for the gauges.
     pub tallies: Mutex<HashMap<ObjectKey, BTreeMap<&'static str, i64>>>,
 }
@@ -155,9 +158,16 @@ pub async fn run(
     settings: ControllerSettings,
 ) {
     let (zone_store, [zone_changes]) =
-        shared_watch(Api::<DeserializeGuard<Zone>>::all(client.clone()));
-    let (record_store, [record_changes, record_zone_triggers]) =
-        shared_watch(Api::<DeserializeGuard<Record>>::all(client.clone()));
+        shared_watch(Api::<DeserializeGuard<Zone>>::all(client.clone()), |_| {});
+    let record_index = Arc::new(std::sync::RwLock::new(index::RecordIndex::default()));
+    let mut feeder = IndexFeeder {
+        shared: record_index.clone(),
+        relisting: None,
+    };
+    let (record_store, [record_changes, record_zone_triggers]) = shared_watch(
+        Api::<DeserializeGuard<Record>>::all(client.clone()),
+        move |event| feeder.feed(event),
+    );
     // Wait for both initial lists here, one waiter per store, before any controller or
     // reconcile waits on them: the stores' readiness signal wakes only one pending waiter,
     // so concurrent first waits could sleep forever. Once ready, every later wait returns
@@ -183,6 +193,7 @@ pub async fn run(
         records: record_store.clone(),
         zones: zone_store.clone(),
         leading,
+        record_index,
         tallies: Mutex::new(HashMap::new()),
     });
 
@@ -212,9 +223,45 @@ pub async fn run(
 /// A change stream handed to a controller.
 type Changes<K> = futures::channel::mpsc::UnboundedReceiver<Result<K, watcher::Error>>;
 
-/// Watches `api` from a task of its own: the store is updated first, then every changed
-/// (or deleted) object goes to each of the `N` streams.
-fn shared_watch<K, const N: usize>(api: Api<K>) -> (Store<K>, [Changes<K>; N])
+/// Keeps the [`index::RecordIndex`] in step with the Record watch; a relist builds a fresh
+/// index and swaps it in when the list is complete.
+struct IndexFeeder {
+    shared: Arc<std::sync::RwLock<index::RecordIndex>>,
+    relisting: Option<index::RecordIndex>,
+}
+
+impl IndexFeeder {
+    fn feed(&mut self, event: &watcher::Event<DeserializeGuard<Record>>) {
+        match event {
+            watcher::Event::Init => self.relisting = Some(index::RecordIndex::default()),
+            watcher::Event::InitApply(record) => {
+                if let Some(fresh) = &mut self.relisting {
+                    fresh.apply(record);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(fresh) = self.relisting.take() {
+                    *self.write() = fresh;
+                }
+            }
+            watcher::Event::Apply(record) => self.write().apply(record),
+            watcher::Event::Delete(record) => self.write().delete(record),
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, index::RecordIndex> {
+        self.shared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Watches `api` from a task of its own: the store is updated first, then `hook` sees the
+/// event, then every changed (or deleted) object goes to each of the `N` streams.
+fn shared_watch<K, const N: usize>(
+    api: Api<K>,
+    mut hook: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) -> (Store<K>, [Changes<K>; N])
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -228,16 +275,29 @@ where
     let channels: [_; N] = std::array::from_fn(|_| futures::channel::mpsc::unbounded());
     let (senders, receivers): (Vec<_>, Vec<_>) = channels.into_iter().unzip();
     tokio::spawn(async move {
-        let mut changes = reflector(
+        let mut events = reflector(
             writer,
-            watcher(api, watcher::Config::default().any_semantic()),
+            // Cached objects drop what the operator never reads: managed fields and
+            // kubectl's copy of the last applied manifest are often bigger than the spec.
+            watcher(api, watcher::Config::default().any_semantic()).modify(|object| {
+                object.managed_fields_mut().clear();
+                object
+                    .annotations_mut()
+                    .remove("kubectl.kubernetes.io/last-applied-configuration");
+            }),
         )
         .default_backoff()
-        .touched_objects()
         .boxed();
-        while let Some(change) = changes.next().await {
-            match change {
-                Ok(object) => {
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => {
+                    hook(&event);
+                    let object = match event {
+                        watcher::Event::Apply(o)
+                        | watcher::Event::InitApply(o)
+                        | watcher::Event::Delete(o) => o,
+                        watcher::Event::Init | watcher::Event::InitDone => continue,
+                    };
                     for sender in &senders {
                         let _ = sender.unbounded_send(Ok(object.clone()));
                     }

@@ -16,12 +16,13 @@ use kube::{
         controller::Action,
         events::EventType,
         finalizer::{Event as FinalizerEvent, finalizer},
+        reflector::ObjectRef,
     },
 };
 use serde_json::json;
 use zonefleet_api::{NamespaceSelection, Record, RecordStatus, Zone, ZoneStatus};
 
-use super::{Context, FIELD_MANAGER, ZONE_FINALIZER, key_of, status, zone_key_of};
+use super::{Context, FIELD_MANAGER, ZONE_FINALIZER, key_of, status};
 use crate::{
     error::{Error, Result},
     publish::ZoneVersion,
@@ -71,16 +72,19 @@ async fn reconcile_zone(zone: Arc<Zone>, ctx: &Context) -> Result<Action> {
     })
 }
 
-/// The Records that reference a Zone, from the shared store.
+/// The Records that reference a Zone, through the index, from the shared store.
 fn records_of(ctx: &Context, zone: &ObjectKey) -> Vec<Arc<DeserializeGuard<Record>>> {
-    ctx.records.state_filter(|guard| {
-        guard
-            .0
-            .as_ref()
-            .ok()
-            .and_then(zone_key_of)
-            .is_some_and(|(ns, name)| ns == zone.namespace && name == zone.name)
-    })
+    let keys = ctx
+        .record_index
+        .read()
+        .map(|index| index.records_of(zone))
+        .unwrap_or_default();
+    keys.iter()
+        .filter_map(|key| {
+            ctx.records
+                .get(&ObjectRef::new(&key.name).within(&key.namespace))
+        })
+        .collect()
 }
 
 async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
