@@ -4,6 +4,7 @@
 //! `cargo run -p zonefleet-api --bin crdgen` writes, and a test keeps in step.
 
 mod record;
+pub mod reference;
 mod zone;
 
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;

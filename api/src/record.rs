@@ -163,6 +163,7 @@ pub struct RecordStatus {
     /// (`InvalidRData`, `Conflict`, `ZoneNotFound`, `NamespaceNotAllowed`, `OutOfZone`,
     /// `Occluded`). `Programmed`: every ready DNS pod serves a zone version that includes it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 
     /// The zone serial of the first version that included this record as it is now.

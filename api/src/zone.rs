@@ -199,6 +199,7 @@ pub struct ZoneStatus {
     /// `Ready`: the latest version is assembled and published. `Synced`: every ready DNS
     /// pod serves it. `Degraded`: something needs attention; the reason says what.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 
     /// How many DNS pods serve the latest version.

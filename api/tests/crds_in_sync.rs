@@ -21,3 +21,14 @@ fn committed_crds_match_the_types() {
         );
     }
 }
+
+#[test]
+fn committed_crd_reference_matches_the_types() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/crd-reference.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == zonefleet_api::reference::markdown(&zonefleet_api::crds()),
+        "{} differs from the types; run `cargo run -p zonefleet-api --bin crdgen`",
+        path.display()
+    );
+}

@@ -93,9 +93,12 @@ pub struct OperatorProcess {
 }
 
 impl OperatorProcess {
-    /// Starts `zonefleet-operator` with the admin kubeconfig, its Lease in `lease_namespace`.
+    /// Starts `zonefleet-operator` (from `target/$ZONEFLEET_OPERATOR_PROFILE`, default
+    /// `debug`) with the admin kubeconfig, its Lease in `lease_namespace`.
     pub fn start(env: &ClusterEnv, lease_namespace: &str, identity: &str) -> anyhow::Result<Self> {
-        let binary = target_dir().join("debug").join("zonefleet-operator");
+        let profile =
+            std::env::var("ZONEFLEET_OPERATOR_PROFILE").unwrap_or_else(|_| "debug".into());
+        let binary = target_dir().join(profile).join("zonefleet-operator");
         anyhow::ensure!(
             binary.exists(),
             "{} is missing: run `cargo build --workspace --bins`",

@@ -1,4 +1,5 @@
-//! Writes the CRD YAML of the `dns.zonefleet.io` API into a directory (default `crds/`).
+//! Writes the CRD YAML of the `dns.zonefleet.io` API into a directory (default `crds/`),
+//! and the CRD reference into `docs/crd-reference.md` (or the second argument).
 
 use std::path::PathBuf;
 
@@ -12,5 +13,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(&path, zonefleet_api::crd_yaml(&crd)?)?;
         println!("wrote {}", path.display());
     }
+    let reference = std::env::args_os()
+        .nth(2)
+        .map_or_else(|| PathBuf::from("docs/crd-reference.md"), PathBuf::from);
+    if let Some(parent) = reference.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(
+        &reference,
+        zonefleet_api::reference::markdown(&zonefleet_api::crds()),
+    )?;
+    println!("wrote {}", reference.display());
     Ok(())
 }

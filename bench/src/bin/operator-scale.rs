@@ -202,8 +202,9 @@ struct Progress {
     published: u64,
 }
 
-/// Polls the operator's metrics until every zone was reconciled at least once (as many
-/// successful zone reconciles as zones) and the count stops moving.
+/// Polls the operator's metrics until every zone has been reconciled (assembled, published
+/// if needed, and its status and its Records' statuses written): the `zones` gauge counts
+/// the zones a reconcile has completed for since the operator started.
 async fn wait_for_reconciles(
     metrics: SocketAddr,
     zones: usize,
@@ -223,7 +224,8 @@ async fn wait_for_reconciles(
                 .get("zonefleet_operator_published_versions_total")
                 .copied()
                 .unwrap_or(0);
-            if zone_reconciles >= zones as u64 {
+            let done = values.get("zonefleet_operator_zones").copied().unwrap_or(0);
+            if done >= zones as u64 {
                 return Ok(Progress {
                     zone_reconciles,
                     published,

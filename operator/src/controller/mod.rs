@@ -55,6 +55,10 @@ pub struct Context {
     pub leading: watch::Receiver<bool>,
     /// Which Records reference which Zone.
     pub record_index: Arc<std::sync::RwLock<index::RecordIndex>>,
+    /// The last version of each zone this replica published and recorded: its cache of the
+    /// Zone may not show its own last status write yet, and a serial once published must
+    /// never be decided again.
+    pub published: Mutex<HashMap<ObjectKey, PublishedVersion>>,
     /// Per-zone Record tallies, for the gauges.
     pub tallies: Mutex<HashMap<ObjectKey, BTreeMap<&'static str, i64>>>,
 }
@@ -121,6 +125,15 @@ impl Context {
                 .set(n);
         }
     }
+}
+
+/// A zone version as published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedVersion {
+    /// Its serial.
+    pub serial: u32,
+    /// Its content digest.
+    pub digest: String,
 }
 
 /// How errors are retried: transient ones with back-off, a bad spec waits for a change.
@@ -194,6 +207,7 @@ pub async fn run(
         zones: zone_store.clone(),
         leading,
         record_index,
+        published: Mutex::new(HashMap::new()),
         tallies: Mutex::new(HashMap::new()),
     });
 

@@ -8,8 +8,9 @@ use k8s_openapi::{
 };
 use zonefleet_api::{RecordStatus, SerialPolicy, ZoneStatus};
 
+use super::PublishedVersion;
 use crate::{
-    serial::next_serial,
+    serial::{is_newer, next_serial},
     zone::{Assembly, ObjectKey, RejectReason, Verdict},
 };
 
@@ -92,25 +93,37 @@ pub struct VersionDecision {
 }
 
 /// Decides the serial: unchanged content keeps its serial; changed content gets the next.
+///
+/// The current version is the newer (under RFC 1982) of the one in the Zone's status and the
+/// one this replica last published (`known`), because the cached status may lag behind the
+/// replica's own last write.
 pub fn decide_version(
     status: Option<&ZoneStatus>,
+    known: Option<&PublishedVersion>,
     digest: &str,
     policy: SerialPolicy,
     now: Timestamp,
 ) -> VersionDecision {
-    let current = status.and_then(|s| s.serial);
-    let same_content = status.and_then(|s| s.digest.as_deref()) == Some(digest);
+    let recorded = status.and_then(|s| Some((s.serial?, s.digest.as_deref().unwrap_or_default())));
+    let known = known.map(|k| (k.serial, k.digest.as_str()));
+    let current = match (recorded, known) {
+        (Some(r), Some(k)) => Some(if is_newer(k.0, r.0) { k } else { r }),
+        (r, k) => r.or(k),
+    };
     match current {
-        Some(serial) if same_content => VersionDecision {
+        Some((serial, current_digest)) if current_digest == digest => VersionDecision {
             serial,
             previous: Some(serial),
             publish: false,
         },
-        _ => VersionDecision {
-            serial: next_serial(current, policy, now),
-            previous: current,
-            publish: true,
-        },
+        _ => {
+            let previous = current.map(|(serial, _)| serial);
+            VersionDecision {
+                serial: next_serial(previous, policy, now),
+                previous,
+                publish: true,
+            }
+        }
     }
 }
 
@@ -301,6 +314,7 @@ mod tests {
     fn unchanged_content_keeps_its_serial_and_publishes_nothing() {
         let decision = decide_version(
             Some(&status_with(7, "abc")),
+            None,
             "abc",
             SerialPolicy::Increment,
             t(0),
@@ -319,6 +333,7 @@ mod tests {
     fn changed_content_takes_the_next_serial() {
         let decision = decide_version(
             Some(&status_with(7, "abc")),
+            None,
             "def",
             SerialPolicy::Increment,
             t(0),
@@ -331,13 +346,68 @@ mod tests {
                 publish: true
             }
         );
-        let first = decide_version(None, "def", SerialPolicy::Increment, t(0));
+        let first = decide_version(None, None, "def", SerialPolicy::Increment, t(0));
         assert_eq!(
             first,
             VersionDecision {
                 serial: 1,
                 previous: None,
                 publish: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_version_published_but_not_yet_in_the_cache_is_never_decided_again() {
+        // The cache still shows serial 7 while this replica already published 8.
+        let known = PublishedVersion {
+            serial: 8,
+            digest: "def".into(),
+        };
+        let same = decide_version(
+            Some(&status_with(7, "abc")),
+            Some(&known),
+            "def",
+            SerialPolicy::Increment,
+            t(0),
+        );
+        assert_eq!(
+            same,
+            VersionDecision {
+                serial: 8,
+                previous: Some(8),
+                publish: false
+            }
+        );
+        let changed = decide_version(
+            Some(&status_with(7, "abc")),
+            Some(&known),
+            "ghi",
+            SerialPolicy::Increment,
+            t(0),
+        );
+        assert_eq!(
+            changed,
+            VersionDecision {
+                serial: 9,
+                previous: Some(8),
+                publish: true
+            }
+        );
+        // Once the cache catches up (or another replica moved on), the status wins.
+        let newer = decide_version(
+            Some(&status_with(12, "xyz")),
+            Some(&known),
+            "xyz",
+            SerialPolicy::Increment,
+            t(0),
+        );
+        assert_eq!(
+            newer,
+            VersionDecision {
+                serial: 12,
+                previous: Some(12),
+                publish: false
             }
         );
     }

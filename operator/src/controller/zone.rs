@@ -7,6 +7,7 @@ use std::{
     time::Instant,
 };
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::{api::core::v1::Namespace, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
@@ -22,7 +23,7 @@ use kube::{
 use serde_json::json;
 use zonefleet_api::{NamespaceSelection, Record, RecordStatus, Zone, ZoneStatus};
 
-use super::{Context, FIELD_MANAGER, ZONE_FINALIZER, key_of, status};
+use super::{Context, FIELD_MANAGER, PublishedVersion, ZONE_FINALIZER, key_of, status};
 use crate::{
     error::{Error, Result},
     publish::ZoneVersion,
@@ -129,8 +130,10 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         current = ?zone.status.as_ref().and_then(|s| s.serial), "assembled");
 
     // 5. The serial.
+    let known = ctx.published.lock().ok().and_then(|p| p.get(&key).cloned());
     let decision = status::decide_version(
         zone.status.as_ref(),
+        known.as_ref(),
         &assembly.zone.digest,
         zone.spec.serial_policy,
         now,
@@ -151,6 +154,13 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
             .publish_duration
             .observe(started.elapsed().as_secs_f64());
         ctx.metrics.published_versions.inc();
+        if let Ok(mut published) = ctx.published.lock() {
+            let version = PublishedVersion {
+                serial: decision.serial,
+                digest: assembly.zone.digest.clone(),
+            };
+            published.insert(key.clone(), version);
+        }
         tracing::info!(zone = %key, serial = decision.serial, previous = ?decision.previous,
             records = assembly.zone.record_count, digest = %assembly.zone.digest, "published zone version");
         ctx.event(
@@ -246,8 +256,8 @@ async fn write_zone_status(
     Ok(())
 }
 
-/// Writes the status of each Record whose status changes, and an Event for each newly
-/// rejected one.
+/// Writes the status of each Record whose status changes (a few at a time), and an Event
+/// for each newly rejected one.
 async fn write_record_statuses(
     ctx: &Context,
     records: &[Arc<Record>],
@@ -255,40 +265,47 @@ async fn write_record_statuses(
     serial: u32,
     now: Timestamp,
 ) -> Result<()> {
-    for record in records {
-        let key = key_of(record.as_ref());
-        let Some(verdict) = assembly.verdicts.get(&key) else {
-            continue;
-        };
-        let desired = status::record_status(
-            record.status.as_ref(),
-            record.meta().generation,
-            verdict,
-            serial,
-            &record.spec.values,
-            now,
-        );
-        if record.status.as_ref() == Some(&desired) {
-            continue;
-        }
-        write_record_status(ctx, record, &desired).await?;
-        if let Verdict::Rejected { reason, message } = verdict {
-            let before = record.status.as_ref().and_then(|s| {
-                s.conditions
-                    .iter()
-                    .find(|c| c.type_ == status::kinds::ACCEPTED)
-            });
-            if before.is_none_or(|c| c.reason != reason.as_str()) {
-                ctx.event(
-                    record.as_ref(),
-                    EventType::Warning,
-                    reason.as_str(),
-                    message.clone(),
-                )
-                .await;
+    const CONCURRENT_WRITES: usize = 8;
+    let changes: Vec<(Arc<Record>, Verdict, RecordStatus)> = records
+        .iter()
+        .filter_map(|record| {
+            let verdict = assembly.verdicts.get(&key_of(record.as_ref()))?;
+            let desired = status::record_status(
+                record.status.as_ref(),
+                record.meta().generation,
+                verdict,
+                serial,
+                &record.spec.values,
+                now,
+            );
+            (record.status.as_ref() != Some(&desired))
+                .then(|| (record.clone(), verdict.clone(), desired))
+        })
+        .collect();
+    futures::stream::iter(changes)
+        .map(|(record, verdict, desired)| async move {
+            write_record_status(ctx, &record, &desired).await?;
+            if let Verdict::Rejected { reason, message } = &verdict {
+                let before = record.status.as_ref().and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|c| c.type_ == status::kinds::ACCEPTED)
+                });
+                if before.is_none_or(|c| c.reason != reason.as_str()) {
+                    ctx.event(
+                        record.as_ref(),
+                        EventType::Warning,
+                        reason.as_str(),
+                        message.clone(),
+                    )
+                    .await;
+                }
             }
-        }
-    }
+            Ok::<_, Error>(())
+        })
+        .buffer_unordered(CONCURRENT_WRITES)
+        .try_collect::<Vec<()>>()
+        .await?;
     Ok(())
 }
 
@@ -349,5 +366,8 @@ async fn cleanup(zone: &Zone, ctx: &Context) -> Result<Action> {
         }
     }
     ctx.tally(&key, None);
+    if let Ok(mut published) = ctx.published.lock() {
+        published.remove(&key);
+    }
     Ok(Action::await_change())
 }
