@@ -57,6 +57,10 @@ pub struct Args {
     #[arg(long, default_value_t = 5)]
     pub lease_grace_seconds: u64,
 
+    /// How many Zones are reconciled at once (and, separately, how many Records).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
+
     /// Seconds between full reconciles of every Zone, whether or not anything changed.
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,

@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         reporter: "zonefleet-operator".into(),
         instance: Some(identity.clone()),
         resync: args.resync(),
+        concurrency: args.concurrency,
     };
     let controllers = tokio::spawn(controller::run(
         client,

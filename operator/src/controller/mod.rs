@@ -154,6 +154,8 @@ pub struct ControllerSettings {
     pub instance: Option<String>,
     /// How often every Zone is reconciled even without a change.
     pub resync: Duration,
+    /// How many Zones (and, apart, Records) are reconciled at once.
+    pub concurrency: u16,
 }
 
 /// Runs the Zone and Record controllers until shutdown.
@@ -171,11 +173,14 @@ pub async fn run(
     settings: ControllerSettings,
 ) {
     let (zone_store, [zone_changes]) =
-        shared_watch(Api::<DeserializeGuard<Zone>>::all(client.clone()), |_| {});
+        shared_watch(Api::<DeserializeGuard<Zone>>::all(client.clone()), |_| {
+            [true]
+        });
     let record_index = Arc::new(std::sync::RwLock::new(index::RecordIndex::default()));
     let mut feeder = IndexFeeder {
         shared: record_index.clone(),
         relisting: None,
+        generations: HashMap::new(),
     };
     let (record_store, [record_changes, record_zone_triggers]) = shared_watch(
         Api::<DeserializeGuard<Record>>::all(client.clone()),
@@ -216,6 +221,7 @@ pub async fn run(
         Some(((), ()))
     });
     let zone_loop = Controller::for_stream(zone_changes, zone_store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .watches_stream(record_zone_triggers, zone_of_record)
         .reconcile_all_on(resync)
         .run(zone::reconcile, error_policy, ctx.clone())
@@ -225,6 +231,7 @@ pub async fn run(
             }
         });
     let record_loop = Controller::for_stream(record_changes, record_store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .run(record::reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -238,14 +245,34 @@ pub async fn run(
 type Changes<K> = futures::channel::mpsc::UnboundedReceiver<Result<K, watcher::Error>>;
 
 /// Keeps the [`index::RecordIndex`] in step with the Record watch; a relist builds a fresh
-/// index and swaps it in when the list is complete.
+/// index and swaps it in when the list is complete. It also says whether a Record's Zone
+/// needs a reconcile: only when the Record is new, deleted, or its spec changed (a new
+/// generation), not for the status writes the Zone reconcile itself makes.
 struct IndexFeeder {
     shared: Arc<std::sync::RwLock<index::RecordIndex>>,
     relisting: Option<index::RecordIndex>,
+    generations: HashMap<ObjectKey, Option<i64>>,
 }
 
 impl IndexFeeder {
-    fn feed(&mut self, event: &watcher::Event<DeserializeGuard<Record>>) {
+    /// Updates the index; returns [to the Record controller, to the Zone controller].
+    fn feed(&mut self, event: &watcher::Event<DeserializeGuard<Record>>) -> [bool; 2] {
+        let spec_changed = match event {
+            watcher::Event::Apply(record) | watcher::Event::InitApply(record) => {
+                let generation = record.meta().generation;
+                self.generations.insert(key_of(record), generation) != Some(generation)
+            }
+            watcher::Event::Delete(record) => {
+                self.generations.remove(&key_of(record));
+                true
+            }
+            watcher::Event::Init | watcher::Event::InitDone => false,
+        };
+        self.index(event);
+        [true, spec_changed]
+    }
+
+    fn index(&mut self, event: &watcher::Event<DeserializeGuard<Record>>) {
         match event {
             watcher::Event::Init => self.relisting = Some(index::RecordIndex::default()),
             watcher::Event::InitApply(record) => {
@@ -271,10 +298,10 @@ impl IndexFeeder {
 }
 
 /// Watches `api` from a task of its own: the store is updated first, then `hook` sees the
-/// event, then every changed (or deleted) object goes to each of the `N` streams.
+/// event and says which of the `N` streams the changed (or deleted) object goes to.
 fn shared_watch<K, const N: usize>(
     api: Api<K>,
-    mut hook: impl FnMut(&watcher::Event<K>) + Send + 'static,
+    mut hook: impl FnMut(&watcher::Event<K>) -> [bool; N] + Send + 'static,
 ) -> (Store<K>, [Changes<K>; N])
 where
     K: Resource<DynamicType = ()>
@@ -305,15 +332,17 @@ where
         while let Some(event) = events.next().await {
             match event {
                 Ok(event) => {
-                    hook(&event);
+                    let wanted = hook(&event);
                     let object = match event {
                         watcher::Event::Apply(o)
                         | watcher::Event::InitApply(o)
                         | watcher::Event::Delete(o) => o,
                         watcher::Event::Init | watcher::Event::InitDone => continue,
                     };
-                    for sender in &senders {
-                        let _ = sender.unbounded_send(Ok(object.clone()));
+                    for (sender, wanted) in senders.iter().zip(wanted) {
+                        if wanted {
+                            let _ = sender.unbounded_send(Ok(object.clone()));
+                        }
                     }
                 }
                 Err(e) => {
@@ -354,5 +383,82 @@ pub fn key_of<K: Resource>(obj: &K) -> ObjectKey {
     ObjectKey {
         namespace: obj.meta().namespace.clone().unwrap_or_default(),
         name: obj.meta().name.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(generation: i64, zone: &str) -> DeserializeGuard<Record> {
+        serde_json::from_value(json!({
+            "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Record",
+            "metadata": {"name": "www", "namespace": "dns", "generation": generation},
+            "spec": {"zoneRef": {"name": zone}, "name": "www", "type": "A", "values": ["192.0.2.1"]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_spec_changes_and_deletions_trigger_the_zone() {
+        let shared = Arc::new(std::sync::RwLock::new(index::RecordIndex::default()));
+        let mut feeder = IndexFeeder {
+            shared: shared.clone(),
+            relisting: None,
+            generations: HashMap::new(),
+        };
+        assert_eq!(
+            feeder.feed(&watcher::Event::Apply(record(1, "z"))),
+            [true, true],
+            "new"
+        );
+        assert_eq!(
+            feeder.feed(&watcher::Event::Apply(record(1, "z"))),
+            [true, false],
+            "a status write"
+        );
+        assert_eq!(
+            feeder.feed(&watcher::Event::Apply(record(2, "other"))),
+            [true, true],
+            "a spec change"
+        );
+        let zone = |name: &str| ObjectKey {
+            namespace: "dns".into(),
+            name: name.into(),
+        };
+        assert!(shared.read().unwrap().records_of(&zone("z")).is_empty());
+        assert_eq!(shared.read().unwrap().records_of(&zone("other")).len(), 1);
+        assert_eq!(
+            feeder.feed(&watcher::Event::Delete(record(2, "other"))),
+            [true, true],
+            "a deletion"
+        );
+        assert!(shared.read().unwrap().records_of(&zone("other")).is_empty());
+    }
+
+    #[test]
+    fn a_relist_swaps_in_a_fresh_index() {
+        let shared = Arc::new(std::sync::RwLock::new(index::RecordIndex::default()));
+        let mut feeder = IndexFeeder {
+            shared: shared.clone(),
+            relisting: None,
+            generations: HashMap::new(),
+        };
+        feeder.feed(&watcher::Event::Apply(record(1, "gone")));
+        feeder.feed(&watcher::Event::Init);
+        feeder.feed(&watcher::Event::InitApply(record(3, "kept")));
+        let zone = |name: &str| ObjectKey {
+            namespace: "dns".into(),
+            name: name.into(),
+        };
+        assert_eq!(
+            shared.read().unwrap().records_of(&zone("gone")).len(),
+            1,
+            "the old index serves until the list is complete"
+        );
+        feeder.feed(&watcher::Event::InitDone);
+        assert!(shared.read().unwrap().records_of(&zone("gone")).is_empty());
+        assert_eq!(shared.read().unwrap().records_of(&zone("kept")).len(), 1);
     }
 }
