@@ -7,6 +7,8 @@
 #                          remove the pod network it created
 #   e2e/cluster.sh env     print the environment (`eval "$(e2e/cluster.sh env)"`)
 #   e2e/cluster.sh status  say which processes are running
+#   e2e/cluster.sh demo    `up`, then install the CRDs, run the operator and apply
+#                          examples/example-zone.yaml in namespace `demo`
 #
 # Everything lives in one state directory, $ZONEFLEET_E2E_DIR (default: <repo>/.e2e).
 #
@@ -378,6 +380,7 @@ up() {
     print_env
     return 0
   fi
+  trap 'rc=$?; if [[ $rc -ne 0 ]]; then log "start-up failed; stopping what was started"; down; fi' EXIT
   tools install
   stop_leftover_pods
   create_bridge
@@ -391,7 +394,6 @@ up() {
   write_kubeconfig "$state/controller-manager.kubeconfig" controller-manager controller-manager
   write_kubeconfig "$state/kubelet.kubeconfig" "system:node:$node_name" kubelet
   write_kubeconfig "$state/scheduler.kubeconfig" scheduler scheduler
-  trap 'rc=$?; if [[ $rc -ne 0 ]]; then log "start-up failed; stopping what was started"; down; fi' EXIT
   start_etcd
   start_apiserver
   start_controller_manager
@@ -403,8 +405,29 @@ up() {
   print_env
 }
 
+demo() {
+  up >/dev/null
+  local kubectl
+  kubectl=$(tools path kubectl)
+  export KUBECONFIG=$state/admin.kubeconfig
+  "$kubectl" apply -f "$repo/crds/" >&2
+  "$kubectl" wait --for=condition=Established crd/zones.dns.zonefleet.io crd/records.dns.zonefleet.io >&2
+  if ! live_pid "$pids/operator.pid" >/dev/null; then
+    RUST_LOG=${RUST_LOG:-info} start_process operator "$repo/target/$cargo_profile/zonefleet-operator" \
+      --no-leader-election --metrics-address "127.0.0.1:${ZONEFLEET_OPERATOR_METRICS_PORT:-28080}"
+  fi
+  "$kubectl" create namespace demo --dry-run=client -o yaml | "$kubectl" apply -f - >&2
+  "$kubectl" apply -n demo -f "$repo/examples/example-zone.yaml" >&2
+  wait_for "the example zone to be Ready" 60 operator \
+    bash -c "'$kubectl' get zone example -n demo -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+  "$kubectl" get zones,records -n demo
+  log "the operator runs (log $logs/operator.log, metrics http://127.0.0.1:${ZONEFLEET_OPERATOR_METRICS_PORT:-28080}/metrics)"
+  log "use it with: eval \"\$(e2e/cluster.sh env)\"; kubectl get zones -A"
+}
+
 down() {
   trap - EXIT
+  stop_process operator
   # The kubelet first: it stops its pods and deletes their network namespaces.
   stop_process process-kubelet 30
   stop_leftover_pods
@@ -419,7 +442,7 @@ down() {
 
 status() {
   local name pid
-  for name in etcd kube-apiserver kube-controller-manager nats-server process-kubelet; do
+  for name in etcd kube-apiserver kube-controller-manager nats-server process-kubelet operator; do
     if pid=$(live_pid "$pids/$name.pid"); then
       echo "$name: running (pid $pid)"
     else
@@ -433,5 +456,6 @@ case "${1:-}" in
   down) mkdir -p "$pids"; down ;;
   env) print_env ;;
   status) status ;;
-  *) echo "usage: $0 up | down | env | status" >&2; exit 2 ;;
+  demo) demo ;;
+  *) echo "usage: $0 up | down | env | status | demo" >&2; exit 2 ;;
 esac
