@@ -136,6 +136,41 @@ pub struct PublishedVersion {
     pub digest: String,
 }
 
+/// Runs `reconcile` on an object read through [`DeserializeGuard`]: a malformed object
+/// gets a `Malformed` Event instead, and every outcome is counted and failures logged.
+pub async fn guarded<'a, K, Fut>(
+    kind: &'static str,
+    guard: &'a DeserializeGuard<K>,
+    ctx: &'a Context,
+    reconcile: impl FnOnce(&'a K) -> Fut,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>,
+    Fut: std::future::Future<Output = Result<Action, Error>> + 'a,
+{
+    let started = std::time::Instant::now();
+    let result = match &guard.0 {
+        Ok(object) => reconcile(object).await,
+        Err(invalid) => {
+            ctx.event(
+                guard,
+                EventType::Warning,
+                "Malformed",
+                invalid.error.clone(),
+            )
+            .await;
+            Err(Error::Malformed(invalid.error.clone()))
+        }
+    };
+    let outcome = result.as_ref().map_or_else(Error::category, |_| "success");
+    ctx.metrics
+        .observe_reconcile(kind, outcome, started.elapsed());
+    if let Err(e) = &result {
+        tracing::warn!(kind, object = %key_of(guard), category = e.category(), error = %e, "reconcile failed");
+    }
+    result
+}
+
 /// How errors are retried: transient ones with back-off, a bad spec waits for a change.
 pub fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
     if error.is_transient() {

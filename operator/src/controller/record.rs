@@ -1,7 +1,7 @@
 //! The Record controller: reports Records that cannot be part of any zone — malformed ones,
 //! and those whose Zone does not exist. Everything else is the Zone reconcile's.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::{
@@ -11,7 +11,7 @@ use kube::{
 };
 use zonefleet_api::{Record, Zone};
 
-use super::{Context, key_of, status, zone::write_record_status, zone_key_of};
+use super::{Context, guarded, status, zone::write_record_status, zone_key_of};
 use crate::{
     error::{Error, Result},
     zone::ObjectKey,
@@ -19,25 +19,10 @@ use crate::{
 
 /// Reconciles one Record.
 pub async fn reconcile(guard: Arc<DeserializeGuard<Record>>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    let result = match &guard.0 {
-        Ok(record) => reconcile_record(record, &ctx).await,
-        Err(invalid) => {
-            tracing::warn!(record = %key_of(guard.as_ref()), error = %invalid.error, "malformed Record");
-            ctx.event(
-                guard.as_ref(),
-                EventType::Warning,
-                "Malformed",
-                invalid.error.clone(),
-            )
-            .await;
-            Err(Error::Malformed(invalid.error.clone()))
-        }
-    };
-    let outcome = result.as_ref().map_or_else(Error::category, |_| "success");
-    ctx.metrics
-        .observe_reconcile("record", outcome, started.elapsed());
-    result
+    guarded("record", &guard, &ctx, |record| {
+        reconcile_record(record, &ctx)
+    })
+    .await
 }
 
 async fn reconcile_record(record: &Record, ctx: &Context) -> Result<Action> {

@@ -23,7 +23,7 @@ use kube::{
 use serde_json::json;
 use zonefleet_api::{NamespaceSelection, Record, RecordStatus, Zone, ZoneStatus};
 
-use super::{Context, FIELD_MANAGER, PublishedVersion, ZONE_FINALIZER, key_of, status};
+use super::{Context, FIELD_MANAGER, PublishedVersion, ZONE_FINALIZER, guarded, key_of, status};
 use crate::{
     error::{Error, Result},
     publish::ZoneVersion,
@@ -32,28 +32,10 @@ use crate::{
 
 /// Reconciles one Zone.
 pub async fn reconcile(guard: Arc<DeserializeGuard<Zone>>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    let result = match &guard.0 {
-        Ok(zone) => reconcile_zone(Arc::new(zone.clone()), &ctx).await,
-        Err(invalid) => {
-            tracing::warn!(zone = %key_of(guard.as_ref()), error = %invalid.error, "malformed Zone");
-            ctx.event(
-                guard.as_ref(),
-                EventType::Warning,
-                "Malformed",
-                invalid.error.clone(),
-            )
-            .await;
-            Err(Error::Malformed(invalid.error.clone()))
-        }
-    };
-    let outcome = result.as_ref().map_or_else(Error::category, |_| "success");
-    ctx.metrics
-        .observe_reconcile("zone", outcome, started.elapsed());
-    if let Err(e) = &result {
-        tracing::warn!(zone = %key_of(guard.as_ref()), category = e.category(), error = %e, "zone reconcile failed");
-    }
-    result
+    guarded("zone", &guard, &ctx, |zone| {
+        reconcile_zone(Arc::new(zone.clone()), &ctx)
+    })
+    .await
 }
 
 async fn reconcile_zone(zone: Arc<Zone>, ctx: &Context) -> Result<Action> {
