@@ -1,4 +1,8 @@
 //! The Zonefleet DNS pod: an authoritative DNS server on hickory-server that builds its
 //! zones from NATS JetStream.
 //!
-//! The server is being built; this crate holds the workspace place for it.
+//! - [`authority`]: the answer algorithm over an immutable zone index.
+//!
+//! Serving, distribution and the local snapshot are being built.
+
+pub mod authority;

@@ -1,0 +1,15 @@
+//! The authoritative answer algorithm of RFC 1034 §4.3.2 (with RFC 2181, RFC 2308 and
+//! RFC 4592), as a pure function over an immutable zone index.
+//!
+//! [`ZoneIndex`] holds one zone version; [`ZoneIndex::lookup`] answers a question without
+//! scanning: every step is a lookup in an ordered map (O(log n)), and the index holds the
+//! empty non-terminals, so closest-encloser and wildcard checks are lookups too.
+
+mod index;
+mod lookup;
+
+pub use index::{BuildError, Node, ZoneIndex};
+pub use lookup::{Answer, Rcode};
+
+#[cfg(test)]
+mod tests;
