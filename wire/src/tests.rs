@@ -1,0 +1,140 @@
+use hickory_proto::{
+    rr::{Name, Record},
+    serialize::txt::Parser,
+};
+
+use super::*;
+
+fn records(text: &str) -> Vec<Record> {
+    let origin = Name::from_ascii("example.com.").unwrap();
+    let (_, rrsets) = Parser::new(text, None, Some(origin)).parse().unwrap();
+    let mut records: Vec<Record> = rrsets
+        .into_values()
+        .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
+        .collect();
+    records.sort_by(|a, b| {
+        (&a.name, u16::from(a.record_type())).cmp(&(&b.name, u16::from(b.record_type())))
+    });
+    records
+}
+
+fn snapshot(serial: u32, body: &str) -> Snapshot {
+    let text = format!(
+        "$ORIGIN example.com.\n$TTL 3600\n@ IN SOA ns1 hostmaster {serial} 3600 600 1209600 300\n@ IN NS ns1\n{body}"
+    );
+    Snapshot {
+        origin: Name::from_ascii("Example.com.").unwrap(),
+        serial,
+        digest: vec![0xab; 32],
+        records: records(&text),
+    }
+}
+
+#[test]
+fn snapshots_round_trip_with_case_preserved() {
+    let mut original = snapshot(
+        7,
+        "www IN A 192.0.2.1\nmail IN MX 10 Mail\ntxt IN TXT \"hello world\"\n",
+    );
+    for record in &mut original.records {
+        if record.name.to_ascii() == "www.example.com." {
+            record.name = Name::from_ascii("WWW.example.com.").unwrap();
+        }
+    }
+    let bytes = original.encode().unwrap();
+    assert_eq!(&bytes[..3], MAGIC);
+    let Message::Snapshot(decoded) = decode(&bytes).unwrap() else {
+        panic!("not a snapshot")
+    };
+    assert_eq!(decoded, original);
+    assert_eq!(decoded.origin.to_ascii(), "Example.com.");
+    assert!(
+        decoded
+            .records
+            .iter()
+            .any(|r| r.name.to_ascii() == "WWW.example.com.")
+    );
+}
+
+#[test]
+fn deltas_carry_exactly_the_changes() {
+    let old = snapshot(7, "www IN A 192.0.2.1\nold IN A 192.0.2.2\n");
+    let new = snapshot(8, "www IN A 192.0.2.1\nnew IN A 192.0.2.3\n");
+    let delta = Delta::between(&old, &new).unwrap();
+    assert_eq!((delta.from_serial, delta.serial), (7, 8));
+    let names = |records: &[Record]| -> Vec<String> {
+        records
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.record_type()))
+            .collect()
+    };
+    // The SOA changes with the serial; "old" goes, "new" comes, "www" stays.
+    assert_eq!(
+        names(&delta.removed),
+        ["example.com. SOA", "old.example.com. A"]
+    );
+    assert_eq!(
+        names(&delta.added),
+        ["example.com. SOA", "new.example.com. A"]
+    );
+    let bytes = delta.encode().unwrap();
+    assert_eq!(decode(&bytes).unwrap(), Message::Delta(delta));
+}
+
+#[test]
+fn a_ttl_change_is_a_change() {
+    let old = snapshot(1, "www 60 IN A 192.0.2.1\n");
+    let new = snapshot(2, "www 120 IN A 192.0.2.1\n");
+    let delta = Delta::between(&old, &new).unwrap();
+    assert_eq!(delta.removed.len(), 2);
+    assert_eq!(delta.added.len(), 2);
+}
+
+#[test]
+fn malformed_messages_are_errors_not_panics() {
+    let bytes = snapshot(7, "www IN A 192.0.2.1\n").encode().unwrap();
+    // Every truncation.
+    for len in 0..bytes.len() {
+        assert!(
+            decode(&bytes[..len]).is_err(),
+            "a {len}-byte prefix decoded"
+        );
+    }
+    // Every single-byte corruption decodes or fails, without panicking.
+    for at in 0..bytes.len() {
+        let mut corrupt = bytes.clone();
+        corrupt[at] ^= 0xff;
+        let _ = decode(&corrupt);
+    }
+    assert!(matches!(
+        decode(b"XYZ\x01\x01\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00"),
+        Err(WireError::BadMagic)
+    ));
+    let mut newer = bytes.clone();
+    newer[3] = 9;
+    assert!(matches!(
+        decode(&newer),
+        Err(WireError::UnsupportedVersion(9))
+    ));
+    let mut unknown = bytes.clone();
+    unknown[4] = 77;
+    assert!(matches!(decode(&unknown), Err(WireError::UnknownKind(77))));
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        decode(&trailing),
+        Err(WireError::TrailingBytes(1))
+    ));
+}
+
+#[test]
+fn a_record_count_the_bytes_cannot_hold_is_refused_before_reading() {
+    let mut bytes = snapshot(7, "").encode().unwrap();
+    // The count follows the header, the origin (13 bytes) and the digest (1 + 32 bytes).
+    let at = HEADER_LEN + 13 + 33;
+    bytes[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(matches!(
+        decode(&bytes),
+        Err(WireError::Truncated("records"))
+    ));
+}
