@@ -139,6 +139,36 @@ pub struct AssembledZone {
 }
 
 impl AssembledZone {
+    /// Every record of the version with `serial`, the SOA first, in canonical order.
+    pub fn records(&self, serial: u32) -> Vec<hickory_proto::rr::Record> {
+        use hickory_proto::rr::Record;
+        let soa = Record::from_rdata(
+            self.origin.clone(),
+            self.soa_ttl,
+            RData::SOA(self.soa_with_serial(serial)),
+        );
+        std::iter::once(soa)
+            .chain(self.rrsets.iter().flat_map(|set| {
+                set.rdata
+                    .iter()
+                    .map(|rdata| Record::from_rdata(set.name.clone(), set.ttl, rdata.clone()))
+            }))
+            .collect()
+    }
+
+    /// The version with `serial` in the distribution format.
+    pub fn snapshot(&self, serial: u32) -> zonefleet_wire::Snapshot {
+        let digest = (0..self.digest.len() / 2)
+            .filter_map(|i| u8::from_str_radix(self.digest.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        zonefleet_wire::Snapshot {
+            origin: self.origin.clone(),
+            serial,
+            digest,
+            records: self.records(serial),
+        }
+    }
+
     /// The SOA of the version with `serial`.
     pub fn soa_with_serial(&self, serial: u32) -> SOA {
         let mut soa = self.soa.clone();

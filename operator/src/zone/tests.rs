@@ -410,3 +410,26 @@ fn invalid_glue_fails_the_zone() {
     let err = assemble("dns", &spec, &[]).unwrap_err();
     assert!(matches!(err, ZoneSpecError::InvalidAddress { .. }), "{err}");
 }
+
+#[test]
+fn a_version_becomes_a_snapshot_that_round_trips() {
+    let records = [
+        record("www", 1, rr("www", "A", &["192.0.2.10", "192.0.2.11"])),
+        record("mx", 2, rr("@", "MX", &["10 mail"])),
+    ];
+    let assembly = assemble("dns", &zone_spec(json!({})), &records).unwrap();
+    let snapshot = assembly.zone.snapshot(42);
+    assert_eq!(snapshot.serial, 42);
+    assert_eq!(snapshot.digest.len(), 32);
+    assert_eq!(snapshot.records.len() as u32, assembly.zone.record_count);
+    let soa = &snapshot.records[0];
+    assert!(
+        matches!(&soa.data, RData::SOA(s) if s.serial == 42),
+        "the SOA comes first, with the serial"
+    );
+    let bytes = snapshot.encode().unwrap();
+    assert_eq!(
+        zonefleet_wire::decode(&bytes).unwrap(),
+        zonefleet_wire::Message::Snapshot(snapshot)
+    );
+}
