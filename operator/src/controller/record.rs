@@ -12,10 +12,7 @@ use kube::{
 use zonefleet_api::{Record, Zone};
 
 use super::{Context, guarded, status, zone::write_record_status, zone_key_of};
-use crate::{
-    error::{Error, Result},
-    zone::ObjectKey,
-};
+use crate::{error::Result, zone::ObjectKey};
 
 /// Reconciles one Record.
 pub async fn reconcile(guard: Arc<DeserializeGuard<Record>>, ctx: Arc<Context>) -> Result<Action> {
@@ -27,10 +24,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Record>>, ctx: Arc<Context>) 
 
 async fn reconcile_record(record: &Record, ctx: &Context) -> Result<Action> {
     ctx.ensure_leading()?;
-    ctx.zones
-        .wait_until_ready()
-        .await
-        .map_err(|e| Error::Malformed(format!("the Zone store stopped: {e}")))?;
+    // The Zone store completed its first list before any reconcile (`controller::run`).
     let Some((namespace, name)) = zone_key_of(record) else {
         return Ok(Action::await_change());
     };

@@ -71,12 +71,8 @@ fn records_of(ctx: &Context, zone: &ObjectKey) -> Vec<Arc<DeserializeGuard<Recor
 }
 
 async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
-    // 1. Fetch: the Records come from the store, once it has listed everything, so that a
-    //    restart never assembles a zone from a partial list.
-    ctx.records
-        .wait_until_ready()
-        .await
-        .map_err(|e| Error::Malformed(format!("the Record store stopped: {e}")))?;
+    // 1. Fetch. The Records come from the store, which `controller::run` saw complete its
+    //    first list before any reconcile, so a restart never assembles from a partial list.
     let key = key_of(zone);
     let records: Vec<Arc<Record>> = records_of(ctx, &key)
         .into_iter()
