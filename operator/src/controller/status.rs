@@ -166,7 +166,7 @@ pub fn zone_status(
     };
     ZoneStatus {
         serial: Some(serial),
-        digest: Some(assembly.zone.digest.clone()),
+        digest: Some(assembly.zone.digest_hex()),
         record_count: Some(assembly.zone.record_count),
         observed_generation: generation,
         conditions: vec![

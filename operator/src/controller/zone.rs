@@ -104,7 +104,8 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         }
     };
 
-    tracing::debug!(zone = %key, records = records.len(), digest = %assembly.zone.digest,
+    let digest = assembly.zone.digest_hex();
+    tracing::debug!(zone = %key, records = records.len(), %digest,
         current = ?zone.status.as_ref().and_then(|s| s.serial), "assembled");
 
     // 5. The serial.
@@ -112,7 +113,7 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
     let decision = status::decide_version(
         zone.status.as_ref(),
         known.as_ref(),
-        &assembly.zone.digest,
+        &digest,
         zone.spec.serial_policy,
         now,
     );
@@ -135,12 +136,12 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         if let Ok(mut published) = ctx.published.lock() {
             let version = PublishedVersion {
                 serial: decision.serial,
-                digest: assembly.zone.digest.clone(),
+                digest: digest.clone(),
             };
             published.insert(key.clone(), version);
         }
         tracing::info!(zone = %key, serial = decision.serial, previous = ?decision.previous,
-            records = assembly.zone.record_count, digest = %assembly.zone.digest, "published zone version");
+            records = assembly.zone.record_count, %digest, "published zone version");
         ctx.event(
             zone,
             EventType::Normal,

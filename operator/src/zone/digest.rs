@@ -27,8 +27,8 @@ pub fn sort_rdata(rdata: &mut Vec<RData>) {
     rdata.dedup();
 }
 
-/// The hex SHA-256 of the origin, the SOA (serial zeroed) and every RRset in order.
-pub fn zone_digest(origin: &Name, soa: &SOA, soa_ttl: u32, rrsets: &[RrSet]) -> String {
+/// The SHA-256 of the origin, the SOA (serial zeroed) and every RRset in order.
+pub fn zone_digest(origin: &Name, soa: &SOA, soa_ttl: u32, rrsets: &[RrSet]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(SCHEME);
     hasher.update(wire(origin));
@@ -49,11 +49,12 @@ pub fn zone_digest(origin: &Name, soa: &SOA, soa_ttl: u32, rrsets: &[RrSet]) -> 
             hash_bytes(&mut hasher, &wire(rdata));
         }
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().into()
+}
+
+/// Lowercase hex, as the Zone's status shows a digest.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Length-prefixed, so adjacent fields cannot run into each other.

@@ -132,8 +132,8 @@ pub struct AssembledZone {
     pub soa_ttl: u32,
     /// Every RRset but the SOA: apex NS, glue, and the accepted Records, in canonical order.
     pub rrsets: Vec<RrSet>,
-    /// SHA-256 (hex) of the content without the serial.
-    pub digest: String,
+    /// SHA-256 of the content without the serial.
+    pub digest: [u8; 32],
     /// Resource records, SOA included.
     pub record_count: u32,
 }
@@ -156,15 +156,17 @@ impl AssembledZone {
             .collect()
     }
 
+    /// The digest in hex, as the Zone's status shows it.
+    pub fn digest_hex(&self) -> String {
+        digest::hex(&self.digest)
+    }
+
     /// The version with `serial` in the distribution format.
     pub fn snapshot(&self, serial: u32) -> zonefleet_wire::Snapshot {
-        let digest = (0..self.digest.len() / 2)
-            .filter_map(|i| u8::from_str_radix(self.digest.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
         zonefleet_wire::Snapshot {
             origin: self.origin.clone(),
             serial,
-            digest,
+            digest: self.digest.to_vec(),
             records: self.records(serial),
         }
     }
