@@ -124,6 +124,27 @@ where
     }
 }
 
+/// Waits until the object `name` exists and `accept` holds for it; returns it.
+pub async fn wait_for_object<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    accept: impl Fn(&K) -> bool,
+) -> anyhow::Result<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let kind = std::any::type_name::<K>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("object");
+    wait_until(&format!("{kind} {name}: {what}"), timeout, || async {
+        Ok(api.get_opt(name).await?.filter(|object| accept(object)))
+    })
+    .await
+}
+
 /// A namespace of one test's own, deleted when the test ends, whether it passed or not.
 #[derive(Clone)]
 #[allow(missing_debug_implementations)]

@@ -19,7 +19,7 @@ use kube::{
 };
 use serde_json::json;
 use zonefleet_e2e::{
-    harness::{TestNamespace, wait_until, with_test_namespace},
+    harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     http,
     kubelet::process::process_start_time,
 };
@@ -82,10 +82,7 @@ async fn wait_for_pod(
     what: &str,
     accept: impl Fn(&Pod) -> bool,
 ) -> anyhow::Result<Pod> {
-    wait_until(&format!("pod {name} {what}"), TIMEOUT, || async {
-        Ok(pods.get_opt(name).await?.filter(|pod| accept(pod)))
-    })
-    .await
+    wait_for_object(pods, name, what, TIMEOUT, accept).await
 }
 
 async fn get(ip: Ipv4Addr, path: &str) -> anyhow::Result<http::Response> {

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
-    harness::{ClusterEnv, TestNamespace, wait_until, with_test_namespace},
+    harness::{ClusterEnv, TestNamespace, wait_for_object, wait_until, with_test_namespace},
     operator::{OperatorProcess, TEST_MANAGER, install_crds},
 };
 
@@ -90,10 +90,7 @@ async fn wait_for_zone(
     what: &str,
     ok: impl Fn(&Zone) -> bool,
 ) -> anyhow::Result<Zone> {
-    wait_until(&format!("zone {name}: {what}"), TIMEOUT, || async {
-        Ok(zones.get_opt(name).await?.filter(|z| ok(z)))
-    })
-    .await
+    wait_for_object(zones, name, what, TIMEOUT, ok).await
 }
 
 async fn wait_for_record(
@@ -102,10 +99,7 @@ async fn wait_for_record(
     what: &str,
     ok: impl Fn(&Record) -> bool,
 ) -> anyhow::Result<Record> {
-    wait_until(&format!("record {name}: {what}"), TIMEOUT, || async {
-        Ok(records.get_opt(name).await?.filter(|r| ok(r)))
-    })
-    .await
+    wait_for_object(records, name, what, TIMEOUT, ok).await
 }
 
 /// Events about an object in a namespace, as `reason: note`.
