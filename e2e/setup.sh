@@ -10,8 +10,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages: the pod network (iproute2, util-linux's nsenter), certificates (openssl),
-# health checks (curl), and the C toolchain some crates build with.
-packages=(iproute2 util-linux openssl curl ca-certificates build-essential pkg-config git)
+# health checks (curl), the C toolchain some crates build with, and the reference DNS
+# servers and clients the differential test compares against (NSD, Knot, dig, kdig).
+packages=(iproute2 util-linux openssl curl ca-certificates build-essential pkg-config git
+          nsd knot dnsutils knot-dnsutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

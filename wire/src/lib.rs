@@ -4,16 +4,25 @@
 //! §4.1.3 resource records, names uncompressed and in their original case):
 //!
 //! ```text
-//! header  "ZFW" | format version (1) | kind (1 snapshot, 2 delta) | flags (0) | reserved (2)
-//!         | serial (u32) | from serial (u32, deltas; 0 in snapshots)
+//! header  "ZFW" | format version (1) | kind | flags (0) | reserved (2)
+//!         | serial (u32) | from serial (u32, deltas; 0 otherwise)
 //! body    origin (wire name) | digest length (u8) | digest
-//!         | snapshot: count (u32) | records
-//!         | delta:    removed count (u32) | records | added count (u32) | records
+//!         | kind 1, snapshot: count (u32) | records
+//!         | kind 2, delta:    removed count (u32) | records | added count (u32) | records
+//!         | kind 3, retract:  nothing (the zone is no longer served)
+//!         | kind 4, announce: nothing (a version exists; fetch its snapshot)
 //! ```
 //!
 //! All integers are big-endian. A delta follows the IXFR model (RFC 1995): the records
 //! removed from version `from serial` and those added to make version `serial`. Decoding
 //! never panics: malformed input is an error.
+//!
+//! [`zone_digest`] is the content digest both sides compute, so a pod can check that what
+//! it built is what the operator published.
+
+mod digest;
+
+pub use digest::{hex, zone_digest};
 
 use std::collections::BTreeSet;
 
@@ -31,6 +40,8 @@ pub const HEADER_LEN: usize = 16;
 
 const KIND_SNAPSHOT: u8 = 1;
 const KIND_DELTA: u8 = 2;
+const KIND_RETRACT: u8 = 3;
+const KIND_ANNOUNCE: u8 = 4;
 
 /// A whole zone version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +73,19 @@ pub struct Delta {
     pub added: Vec<Record>,
 }
 
+/// A version without its records: a zone retracted at a serial, or a new version announced
+/// whose records must be fetched as a snapshot (a delta too large to send, or no previous
+/// version to diff against).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Marker {
+    /// The zone's apex.
+    pub origin: Name,
+    /// The serial of the version retracted or announced.
+    pub serial: u32,
+    /// The content digest of an announced version; empty for a retraction.
+    pub digest: Vec<u8>,
+}
+
 /// A decoded message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -69,6 +93,30 @@ pub enum Message {
     Snapshot(Snapshot),
     /// A change.
     Delta(Delta),
+    /// The zone is no longer served.
+    Retract(Marker),
+    /// A new version exists; fetch its snapshot.
+    Announce(Marker),
+}
+
+impl Message {
+    /// The zone the message is about.
+    pub fn origin(&self) -> &Name {
+        match self {
+            Self::Snapshot(s) => &s.origin,
+            Self::Delta(d) => &d.origin,
+            Self::Retract(m) | Self::Announce(m) => &m.origin,
+        }
+    }
+
+    /// The serial of the version the message makes (or retracts).
+    pub fn serial(&self) -> u32 {
+        match self {
+            Self::Snapshot(s) => s.serial,
+            Self::Delta(d) => d.serial,
+            Self::Retract(m) | Self::Announce(m) => m.serial,
+        }
+    }
 }
 
 /// Why a message cannot be encoded or decoded.
@@ -97,6 +145,30 @@ pub enum WireError {
     DigestTooLong(usize),
 }
 
+/// Why a delta does not apply to a version.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The delta starts from another version.
+    #[error("the delta applies to serial {expected}, not {actual}")]
+    WrongBase {
+        /// The delta's from-serial.
+        expected: u32,
+        /// The serial of the version it was applied to.
+        actual: u32,
+    },
+    /// A record to remove is not in the version.
+    #[error("the record {0} to remove is not in the zone")]
+    MissingRecord(String),
+    /// The result does not have the digest the delta announces.
+    #[error("the result's digest {actual} differs from the published {expected}")]
+    DigestMismatch {
+        /// The published digest (hex).
+        expected: String,
+        /// The digest of the result (hex).
+        actual: String,
+    },
+}
+
 fn dns<E: std::fmt::Display>(e: E) -> WireError {
     WireError::Dns(e.to_string())
 }
@@ -111,45 +183,102 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Checks that the records have the digest the snapshot carries.
+    pub fn verify(&self) -> Result<(), ApplyError> {
+        let actual = zone_digest(&self.origin, &self.records);
+        if actual.as_slice() == self.digest.as_slice() {
+            Ok(())
+        } else {
+            Err(ApplyError::DigestMismatch {
+                expected: hex(&self.digest),
+                actual: hex(&actual),
+            })
+        }
+    }
+}
+
+impl Marker {
+    /// Encodes a retraction.
+    pub fn encode_retract(&self) -> Result<Vec<u8>, WireError> {
+        let mut out = header(KIND_RETRACT, self.serial, 0);
+        body_start(&mut out, &self.origin, &[])?;
+        Ok(out)
+    }
+
+    /// Encodes an announcement.
+    pub fn encode_announce(&self) -> Result<Vec<u8>, WireError> {
+        let mut out = header(KIND_ANNOUNCE, self.serial, 0);
+        body_start(&mut out, &self.origin, &self.digest)?;
+        Ok(out)
+    }
+}
+
 impl Delta {
+    /// Applies the delta to `base` (the version `from_serial`) and returns the version it
+    /// makes, checked against the delta's digest. Nothing is changed on error.
+    pub fn apply(&self, base: &Snapshot) -> Result<Snapshot, ApplyError> {
+        if base.serial != self.from_serial {
+            return Err(ApplyError::WrongBase {
+                expected: self.from_serial,
+                actual: base.serial,
+            });
+        }
+        let mut remaining: std::collections::HashMap<Vec<u8>, usize> =
+            std::collections::HashMap::new();
+        for record in &self.removed {
+            *remaining.entry(identity(record)).or_default() += 1;
+        }
+        let mut records = Vec::with_capacity(base.records.len() + self.added.len());
+        for record in &base.records {
+            match remaining.get_mut(&identity(record)) {
+                Some(count) if *count > 0 => *count -= 1,
+                _ => records.push(record.clone()),
+            }
+        }
+        if let Some(record) = self
+            .removed
+            .iter()
+            .find(|r| remaining.get(&identity(r)).is_some_and(|count| *count > 0))
+        {
+            return Err(ApplyError::MissingRecord(record.to_string()));
+        }
+        records.extend(self.added.iter().cloned());
+        let next = Snapshot {
+            origin: base.origin.clone(),
+            serial: self.serial,
+            digest: self.digest.clone(),
+            records,
+        };
+        next.verify()?;
+        Ok(next)
+    }
+
     /// The delta that turns `old` into `new`: records in `old` but not in `new` are removed,
     /// records in `new` but not in `old` are added (TTL and data included in the comparison).
-    pub fn between(old: &Snapshot, new: &Snapshot) -> Result<Self, WireError> {
-        let key = |r: &Record| -> Result<Vec<u8>, WireError> {
-            let mut bytes = r.name.to_lowercase().to_bytes().map_err(dns)?;
-            bytes.extend(r.to_bytes().map_err(dns)?);
-            Ok(bytes)
-        };
-        let old_keys = old
+    pub fn between(old: &Snapshot, new: &Snapshot) -> Self {
+        let old_keys: BTreeSet<Vec<u8>> = old.records.iter().map(identity).collect();
+        let new_keys: BTreeSet<Vec<u8>> = new.records.iter().map(identity).collect();
+        let removed = old
             .records
             .iter()
-            .map(key)
-            .collect::<Result<BTreeSet<_>, _>>()?;
-        let new_keys = new
+            .filter(|r| !new_keys.contains(&identity(r)))
+            .cloned()
+            .collect();
+        let added = new
             .records
             .iter()
-            .map(key)
-            .collect::<Result<BTreeSet<_>, _>>()?;
-        let mut removed = Vec::new();
-        for record in &old.records {
-            if !new_keys.contains(&key(record)?) {
-                removed.push(record.clone());
-            }
-        }
-        let mut added = Vec::new();
-        for record in &new.records {
-            if !old_keys.contains(&key(record)?) {
-                added.push(record.clone());
-            }
-        }
-        Ok(Self {
+            .filter(|r| !old_keys.contains(&identity(r)))
+            .cloned()
+            .collect();
+        Self {
             origin: new.origin.clone(),
             from_serial: old.serial,
             serial: new.serial,
             digest: new.digest.clone(),
             removed,
             added,
-        })
+        }
     }
 
     /// Encodes the delta.
@@ -160,6 +289,14 @@ impl Delta {
         records(&mut out, &self.added)?;
         Ok(out)
     }
+}
+
+/// A record's identity for deltas: its lowercased owner and its wire form (type, class,
+/// TTL and data).
+fn identity(record: &Record) -> Vec<u8> {
+    let mut bytes = record.name.to_lowercase().to_bytes().unwrap_or_default();
+    bytes.extend(record.to_bytes().unwrap_or_default());
+    bytes
 }
 
 fn header(kind: u8, serial: u32, from_serial: u32) -> Vec<u8> {
@@ -247,6 +384,16 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
                 added,
             })
         }
+        KIND_RETRACT => Message::Retract(Marker {
+            origin,
+            serial,
+            digest,
+        }),
+        KIND_ANNOUNCE => Message::Announce(Marker {
+            origin,
+            serial,
+            digest,
+        }),
         other => return Err(WireError::UnknownKind(other)),
     };
     if !decoder.is_empty() {

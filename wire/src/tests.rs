@@ -22,11 +22,13 @@ fn snapshot(serial: u32, body: &str) -> Snapshot {
     let text = format!(
         "$ORIGIN example.com.\n$TTL 3600\n@ IN SOA ns1 hostmaster {serial} 3600 600 1209600 300\n@ IN NS ns1\n{body}"
     );
+    let origin = Name::from_ascii("Example.com.").unwrap();
+    let records = records(&text);
     Snapshot {
-        origin: Name::from_ascii("Example.com.").unwrap(),
+        digest: zone_digest(&origin, &records).to_vec(),
+        origin,
         serial,
-        digest: vec![0xab; 32],
-        records: records(&text),
+        records,
     }
 }
 
@@ -60,7 +62,7 @@ fn snapshots_round_trip_with_case_preserved() {
 fn deltas_carry_exactly_the_changes() {
     let old = snapshot(7, "www IN A 192.0.2.1\nold IN A 192.0.2.2\n");
     let new = snapshot(8, "www IN A 192.0.2.1\nnew IN A 192.0.2.3\n");
-    let delta = Delta::between(&old, &new).unwrap();
+    let delta = Delta::between(&old, &new);
     assert_eq!((delta.from_serial, delta.serial), (7, 8));
     let names = |records: &[Record]| -> Vec<String> {
         records
@@ -85,7 +87,7 @@ fn deltas_carry_exactly_the_changes() {
 fn a_ttl_change_is_a_change() {
     let old = snapshot(1, "www 60 IN A 192.0.2.1\n");
     let new = snapshot(2, "www 120 IN A 192.0.2.1\n");
-    let delta = Delta::between(&old, &new).unwrap();
+    let delta = Delta::between(&old, &new);
     assert_eq!(delta.removed.len(), 2);
     assert_eq!(delta.added.len(), 2);
 }
@@ -137,4 +139,91 @@ fn a_record_count_the_bytes_cannot_hold_is_refused_before_reading() {
         decode(&bytes),
         Err(WireError::Truncated("records"))
     ));
+}
+
+#[test]
+fn a_delta_applied_to_its_base_makes_the_new_version() {
+    let old = snapshot(7, "www IN A 192.0.2.1\nold IN A 192.0.2.2\nWWW IN TXT \"x\"\n");
+    let new = snapshot(8, "www IN A 192.0.2.1\nnew IN A 192.0.2.3\n");
+    let delta = Delta::between(&old, &new);
+    let applied = delta.apply(&old).unwrap();
+    assert_eq!(applied.serial, 8);
+    assert_eq!(
+        zone_digest(&applied.origin, &applied.records),
+        zone_digest(&new.origin, &new.records)
+    );
+    applied.verify().unwrap();
+}
+
+#[test]
+fn a_delta_refuses_the_wrong_base_and_a_wrong_result() {
+    let v7 = snapshot(7, "a IN A 192.0.2.1\n");
+    let v8 = snapshot(8, "a IN A 192.0.2.2\n");
+    let v9 = snapshot(9, "a IN A 192.0.2.3\n");
+    let delta = Delta::between(&v8, &v9);
+    assert_eq!(
+        delta.apply(&v7),
+        Err(ApplyError::WrongBase {
+            expected: 8,
+            actual: 7
+        })
+    );
+    // Same serial, other content: a record to remove is missing.
+    let mut diverged = v7.clone();
+    diverged.serial = 8;
+    assert!(matches!(
+        delta.apply(&diverged),
+        Err(ApplyError::MissingRecord(_))
+    ));
+    // A digest that does not match the result.
+    let mut lying = delta.clone();
+    lying.digest = vec![0; 32];
+    assert!(matches!(
+        lying.apply(&v8),
+        Err(ApplyError::DigestMismatch { .. })
+    ));
+}
+
+#[test]
+fn the_digest_ignores_order_and_serial_but_not_case_or_ttl() {
+    let base = snapshot(1, "a IN A 192.0.2.1\nb IN A 192.0.2.2\n");
+    let mut reversed = base.records.clone();
+    reversed.reverse();
+    let digest = zone_digest(&base.origin, &base.records);
+    assert_eq!(zone_digest(&base.origin, &reversed), digest);
+    let later = snapshot(99, "a IN A 192.0.2.1\nb IN A 192.0.2.2\n");
+    assert_eq!(zone_digest(&later.origin, &later.records), digest);
+    let ttl = snapshot(1, "a 60 IN A 192.0.2.1\nb IN A 192.0.2.2\n");
+    assert_ne!(zone_digest(&ttl.origin, &ttl.records), digest);
+    let mut cased = base.records.clone();
+    for record in &mut cased {
+        if record.name.to_ascii() == "a.example.com." {
+            record.name = Name::from_ascii("A.example.com.").unwrap();
+        }
+    }
+    assert_ne!(zone_digest(&base.origin, &cased), digest);
+    let mut snapshot = base.clone();
+    snapshot.verify().unwrap();
+    snapshot.records.pop();
+    assert!(snapshot.verify().is_err());
+}
+
+#[test]
+fn retractions_and_announcements_round_trip() {
+    let marker = Marker {
+        origin: Name::from_ascii("Example.com.").unwrap(),
+        serial: 42,
+        digest: vec![],
+    };
+    let decoded = decode(&marker.encode_retract().unwrap()).unwrap();
+    assert_eq!(decoded, Message::Retract(marker.clone()));
+    assert_eq!((decoded.origin().to_ascii().as_str(), decoded.serial()), ("Example.com.", 42));
+    let announced = Marker {
+        digest: vec![7; 32],
+        ..marker
+    };
+    assert_eq!(
+        decode(&announced.encode_announce().unwrap()).unwrap(),
+        Message::Announce(announced)
+    );
 }
