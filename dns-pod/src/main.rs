@@ -1,9 +1,11 @@
 //! The DNS pod binary: a thin entry point over the `zonefleet_dns_pod` library.
 
-fn main() {
-    eprintln!(
-        "zonefleet-dns-pod {}: the server is not built yet",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+use clap::Parser;
+use zonefleet_dns_pod::{config::Config, run};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    run::init_logging(config.log_format);
+    run::run(config).await
 }

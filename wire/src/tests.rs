@@ -143,7 +143,10 @@ fn a_record_count_the_bytes_cannot_hold_is_refused_before_reading() {
 
 #[test]
 fn a_delta_applied_to_its_base_makes_the_new_version() {
-    let old = snapshot(7, "www IN A 192.0.2.1\nold IN A 192.0.2.2\nWWW IN TXT \"x\"\n");
+    let old = snapshot(
+        7,
+        "www IN A 192.0.2.1\nold IN A 192.0.2.2\nWWW IN TXT \"x\"\n",
+    );
     let new = snapshot(8, "www IN A 192.0.2.1\nnew IN A 192.0.2.3\n");
     let delta = Delta::between(&old, &new);
     let applied = delta.apply(&old).unwrap();
@@ -217,7 +220,10 @@ fn retractions_and_announcements_round_trip() {
     };
     let decoded = decode(&marker.encode_retract().unwrap()).unwrap();
     assert_eq!(decoded, Message::Retract(marker.clone()));
-    assert_eq!((decoded.origin().to_ascii().as_str(), decoded.serial()), ("Example.com.", 42));
+    assert_eq!(
+        (decoded.origin().to_ascii().as_str(), decoded.serial()),
+        ("Example.com.", 42)
+    );
     let announced = Marker {
         digest: vec![7; 32],
         ..marker

@@ -122,6 +122,21 @@ impl ZoneIndex {
         self.nodes.get(lowercase_name)
     }
 
+    /// Every record of the zone, in canonical name order (the index holds each once).
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.nodes
+            .values()
+            .flat_map(|node| node.rrsets.values().flatten())
+    }
+
+    /// The number of records.
+    pub fn record_count(&self) -> usize {
+        self.nodes
+            .values()
+            .map(|node| node.rrsets.values().map(Vec::len).sum::<usize>())
+            .sum()
+    }
+
     /// The number of names, empty non-terminals included.
     pub fn len(&self) -> usize {
         self.nodes.len()
