@@ -64,6 +64,19 @@ pub struct Args {
     /// Seconds between full reconciles of every Zone, whether or not anything changed.
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
+
+    /// NATS, where zone versions are published. Without a URL, versions are only logged.
+    #[command(flatten)]
+    pub nats: zonefleet_nats::NatsArgs,
+
+    /// Replicas of the NATS stream and snapshot bucket when the operator creates them.
+    #[arg(long, env = "ZONEFLEET_NATS_REPLICAS", default_value_t = 1)]
+    pub nats_replicas: usize,
+
+    /// Change events up to this many bytes carry their records; larger changes are
+    /// announced, and the pods fetch the snapshot.
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub nats_inline_limit: usize,
 }
 
 impl Args {

@@ -13,7 +13,7 @@ use zonefleet_operator::{
     controller::{self, ControllerSettings},
     leader::{self, LeaseSettings},
     metrics::Metrics,
-    publish::LogPublisher,
+    publish::{LogPublisher, NatsPublisher, NatsSettings, ZonePublisher},
     server::{self, ServerState},
 };
 
@@ -81,9 +81,40 @@ async fn main() -> anyhow::Result<()> {
         resync: args.resync(),
         concurrency: args.concurrency,
     };
+    let publisher: Arc<dyn ZonePublisher> = match &args.nats.url {
+        None => {
+            tracing::warn!("no NATS URL: zone versions are logged, not distributed");
+            Arc::new(LogPublisher)
+        }
+        Some(url) => {
+            let layout = args.nats.layout()?;
+            let nats = args
+                .nats
+                .connect(&identity, |event| async move {
+                    tracing::info!(%event, "NATS");
+                })
+                .await?;
+            tracing::info!(%url, prefix = layout.prefix(), "connected to NATS");
+            let settings = NatsSettings {
+                replicas: args.nats_replicas,
+                inline_limit: args.nats_inline_limit,
+                ..NatsSettings::default()
+            };
+            // NATS may be down at start: keep trying, as the reconciles would.
+            loop {
+                match NatsPublisher::open(nats.clone(), layout.clone(), settings.clone()).await {
+                    Ok(publisher) => break Arc::new(publisher),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot open the NATS stream and bucket; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    }
+                }
+            }
+        }
+    };
     let controllers = tokio::spawn(controller::run(
         client,
-        Arc::new(LogPublisher),
+        publisher,
         metrics,
         leading.clone(),
         settings,

@@ -152,6 +152,17 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
             ),
         )
         .await;
+    } else {
+        // Unchanged: make sure the distribution still holds this version (NATS may have
+        // lost it, or this process never published it).
+        ctx.ensure_leading()?;
+        let version = ZoneVersion {
+            zone: key.clone(),
+            serial: decision.serial,
+            previous_serial: None,
+            content: Arc::new(assembly.zone.clone()),
+        };
+        ctx.publisher.ensure(&version).await?;
     }
 
     // 7. Status: the Zone's, then each Record's.

@@ -1,9 +1,13 @@
 //! Where zone versions go.
 //!
 //! The controller hands every new zone version to a [`ZonePublisher`], and a deleted zone's
-//! retraction too. Distribution over NATS JetStream implements it; [`LogPublisher`] stands in
-//! where no distribution is configured, and [`MemoryPublisher`] records what it is given,
-//! for tests.
+//! retraction too. [`NatsPublisher`] distributes them over NATS JetStream; [`LogPublisher`]
+//! stands in where no distribution is configured, and [`MemoryPublisher`] records what it is
+//! given, for tests.
+
+mod nats;
+
+pub use nats::{NatsPublisher, NatsSettings};
 
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +37,13 @@ pub struct PublishError(pub String);
 pub trait ZonePublisher: Send + Sync {
     /// Publishes a new version of a zone.
     fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>>;
+    /// Makes sure the distribution holds `version`, which an earlier run published (NATS
+    /// may have lost it since, or this process may not have published it). Publishes it
+    /// again if it is missing or different; cheap when it is there.
+    fn ensure<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+        let _ = version;
+        Box::pin(async { Ok(()) })
+    }
     /// Publishes that a zone is gone.
     fn retract<'a>(
         &'a self,

@@ -1,0 +1,333 @@
+//! Publishing zone versions to NATS JetStream.
+//!
+//! Every version goes to two places (names from [`zonefleet_nats::Layout`]):
+//! - the snapshot object store, one object per zone, replaced by each version: any pod can
+//!   rebuild any zone from it alone, whatever its size (the store chunks objects);
+//! - the event stream, one subject per zone: a delta from the previous version (IXFR
+//!   model) when there is one and it is small, the whole snapshot for a small new zone, or
+//!   else an announcement that sends pods to the object store. A retraction on deletion.
+//!
+//! Events carry `Nats-Msg-Id: <zone>@<serial>`, so a repeated publish within the stream's
+//! duplicate window is stored once; pods key on (zone, serial) in any case.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{
+        self,
+        object_store::{self, ObjectMetadata, ObjectStore},
+        stream,
+    },
+};
+use futures::future::BoxFuture;
+use tokio::io::AsyncReadExt;
+use zonefleet_nats::{EventHeaders, Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL};
+use zonefleet_wire::{Delta, Marker, Message, Snapshot};
+
+use super::{PublishError, ZonePublisher, ZoneVersion};
+use crate::zone::ObjectKey;
+
+/// How the stream and bucket are created.
+#[derive(Clone, Debug)]
+pub struct NatsSettings {
+    /// Replicas of the stream and the bucket (1 or 3 in practice).
+    pub replicas: usize,
+    /// Events up to this size carry their records; larger ones are announcements.
+    pub inline_limit: usize,
+    /// Events kept per zone.
+    pub events_per_zone: i64,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            inline_limit: 256 * 1024,
+            events_per_zone: 64,
+        }
+    }
+}
+
+/// Publishes to NATS JetStream.
+pub struct NatsPublisher {
+    layout: Layout,
+    jetstream: jetstream::Context,
+    store: ObjectStore,
+    settings: NatsSettings,
+    /// The last version published of each zone (by object name): the base of the next
+    /// delta.
+    last: Mutex<HashMap<String, Arc<Snapshot>>>,
+    /// Versions known to be in the store (object name → serial and digest).
+    confirmed: Mutex<HashMap<String, (u32, Vec<u8>)>>,
+}
+
+impl std::fmt::Debug for NatsPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsPublisher")
+            .field("layout", &self.layout)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn failed(what: &str) -> impl FnOnce(String) -> PublishError + '_ {
+    move |e| PublishError(format!("NATS: {what}: {e}"))
+}
+
+impl NatsPublisher {
+    /// Creates the stream and the bucket if they are missing, and returns a publisher.
+    pub async fn open(
+        client: async_nats::Client,
+        layout: Layout,
+        settings: NatsSettings,
+    ) -> Result<Self, PublishError> {
+        let jetstream = jetstream::new(client);
+        jetstream
+            .get_or_create_stream(stream::Config {
+                name: layout.event_stream(),
+                description: Some("Zonefleet zone change events".into()),
+                subjects: vec![layout.event_subjects()],
+                max_messages_per_subject: settings.events_per_zone,
+                storage: stream::StorageType::File,
+                num_replicas: settings.replicas,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed("creating the event stream")(e.to_string()))?;
+        let bucket = layout.snapshot_bucket();
+        let store = match jetstream.get_object_store(&bucket).await {
+            Ok(store) => store,
+            Err(_) => jetstream
+                .create_object_store(object_store::Config {
+                    bucket: bucket.clone(),
+                    description: Some("Zonefleet zone snapshots".into()),
+                    storage: stream::StorageType::File,
+                    num_replicas: settings.replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| failed("creating the snapshot bucket")(e.to_string()))?,
+        };
+        Ok(Self {
+            layout,
+            jetstream,
+            store,
+            settings,
+            last: Mutex::default(),
+            confirmed: Mutex::default(),
+        })
+    }
+
+    /// The version of a zone in the store, if it is the one with `serial`.
+    async fn stored(&self, name: &str, serial: u32) -> Option<Snapshot> {
+        let info = self.store.info(name).await.ok()?;
+        if info.metadata.get(META_SERIAL) != Some(&serial.to_string()) {
+            return None;
+        }
+        let mut object = self.store.get(name).await.ok()?;
+        let mut bytes = Vec::with_capacity(info.size);
+        object.read_to_end(&mut bytes).await.ok()?;
+        match zonefleet_wire::decode(&bytes).ok()? {
+            Message::Snapshot(snapshot) if snapshot.serial == serial => Some(snapshot),
+            _ => None,
+        }
+    }
+
+    async fn put_snapshot(
+        &self,
+        name: &str,
+        snapshot: &Snapshot,
+        published_at: u64,
+    ) -> Result<(), PublishError> {
+        let bytes = snapshot
+            .encode()
+            .map_err(|e| failed("encoding")(e.to_string()))?;
+        let metadata = HashMap::from([
+            (META_SERIAL.to_owned(), snapshot.serial.to_string()),
+            (
+                META_DIGEST.to_owned(),
+                zonefleet_wire::hex(&snapshot.digest),
+            ),
+            (META_PUBLISHED_AT.to_owned(), published_at.to_string()),
+        ]);
+        let meta = ObjectMetadata {
+            name: name.to_owned(),
+            metadata,
+            ..Default::default()
+        };
+        self.store
+            .put(meta, &mut bytes.as_slice())
+            .await
+            .map_err(|e| failed("storing the snapshot")(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn publish_event(
+        &self,
+        origin: &str,
+        message_id: Option<String>,
+        payload: Vec<u8>,
+        published_at: u64,
+    ) -> Result<(), PublishError> {
+        let mut headers = HeaderMap::new();
+        if let Some(id) = message_id {
+            headers.insert("Nats-Msg-Id", id.as_str());
+        }
+        headers.insert(EventHeaders::PUBLISHED_AT, published_at.to_string().as_str());
+        self.jetstream
+            .publish_with_headers(self.layout.event_subject(origin), headers, payload.into())
+            .await
+            .map_err(|e| failed("publishing the event")(e.to_string()))?
+            .await
+            .map_err(|e| failed("publishing the event")(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The event for a version: a delta if the previous version is known and the delta is
+    /// small, the snapshot if it is small, an announcement otherwise.
+    fn event_for(
+        &self,
+        previous: Option<&Snapshot>,
+        snapshot: &Snapshot,
+    ) -> Result<Vec<u8>, PublishError> {
+        let encoding = |e: zonefleet_wire::WireError| failed("encoding")(e.to_string());
+        if let Some(previous) = previous {
+            let delta = Delta::between(previous, snapshot).encode().map_err(encoding)?;
+            if delta.len() <= self.settings.inline_limit {
+                return Ok(delta);
+            }
+        } else {
+            let whole = snapshot.encode().map_err(encoding)?;
+            if whole.len() <= self.settings.inline_limit {
+                return Ok(whole);
+            }
+        }
+        Marker {
+            origin: snapshot.origin.clone(),
+            serial: snapshot.serial,
+            digest: snapshot.digest.clone(),
+        }
+        .encode_announce()
+        .map_err(encoding)
+    }
+
+    async fn publish_version(&self, version: &ZoneVersion) -> Result<(), PublishError> {
+        let origin = version.content.origin.to_string();
+        let name = self.layout.object_name(&origin);
+        let snapshot = Arc::new(version.content.snapshot(version.serial));
+        let cached = self
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&name)
+            .cloned();
+        let previous = match (version.previous_serial, cached) {
+            (Some(serial), Some(cached)) if cached.serial == serial => Some(cached),
+            (Some(serial), _) => self.stored(&name, serial).await.map(Arc::new),
+            (None, _) => None,
+        };
+        let published_at = zonefleet_nats::unix_millis();
+        // The snapshot first: an event may send pods to it.
+        self.put_snapshot(&name, &snapshot, published_at).await?;
+        let event = self.event_for(previous.as_deref(), &snapshot)?;
+        let id = format!("{name}@{}", version.serial);
+        self.publish_event(&origin, Some(id), event, published_at)
+            .await?;
+        self.confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.clone(), (snapshot.serial, snapshot.digest.clone()));
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name, snapshot);
+        Ok(())
+    }
+}
+
+impl ZonePublisher for NatsPublisher {
+    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(self.publish_version(version))
+    }
+
+    fn ensure<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            let name = self.layout.object_name(&version.content.origin.to_string());
+            let digest = version.content.digest.to_vec();
+            let known = self
+                .confirmed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&name)
+                .is_some_and(|(serial, d)| *serial == version.serial && *d == digest);
+            if known {
+                return Ok(());
+            }
+            let stored = match self.store.info(&name).await {
+                Ok(info) => {
+                    info.metadata.get(META_SERIAL) == Some(&version.serial.to_string())
+                        && info.metadata.get(META_DIGEST)
+                            == Some(&zonefleet_wire::hex(&digest))
+                }
+                Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => false,
+                Err(e) => return Err(failed("reading the snapshot bucket")(e.to_string())),
+            };
+            if stored {
+                self.confirmed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(name, (version.serial, digest));
+                return Ok(());
+            }
+            tracing::warn!(zone = %version.zone, serial = version.serial,
+                "the published version is missing from NATS; publishing it again");
+            let again = ZoneVersion {
+                previous_serial: None,
+                ..version.clone()
+            };
+            self.publish_version(&again).await
+        })
+    }
+
+    fn retract<'a>(
+        &'a self,
+        zone: &'a ObjectKey,
+        domain: &'a str,
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            let name = self.layout.object_name(domain);
+            match self.store.delete(&name).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => {}
+                Err(e) => return Err(failed("deleting the snapshot")(e.to_string())),
+            }
+            let origin = hickory_proto::rr::Name::from_ascii(&name)
+                .map_err(|e| PublishError(format!("zone {zone}: {e}")))?;
+            let marker = Marker {
+                origin,
+                serial: 0,
+                digest: Vec::new(),
+            }
+            .encode_retract()
+            .map_err(|e| failed("encoding")(e.to_string()))?;
+            // No message ID: a zone deleted, re-created and deleted again is retracted again.
+            self.publish_event(&name, None, marker, zonefleet_nats::unix_millis())
+                .await?;
+            self.last
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&name);
+            self.confirmed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&name);
+            Ok(())
+        })
+    }
+}
