@@ -175,7 +175,8 @@ fn answer_from(node: &Node, qtype: RecordType) -> Step<'_> {
     if node.is_empty() {
         return Step::NoData;
     }
-    if qtype != RecordType::CNAME
+    // A CNAME answers every type but itself and ANY, which take the CNAME as it is.
+    if !matches!(qtype, RecordType::CNAME | RecordType::ANY)
         && let Some(records) = node.rrset(RecordType::CNAME)
     {
         return Step::Data {
