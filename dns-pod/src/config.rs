@@ -47,11 +47,33 @@ pub struct Config {
     pub allow_transfer: Vec<IpNet>,
 
     /// Log line format.
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, env = "ZONEFLEET_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// This pod's name: its re-sync subject is `<prefix>.pod.<name>.resync`.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+
+    /// Keep the served zones in this directory (e.g. an emptyDir), and serve them at once
+    /// after a restart, before NATS answers.
+    #[arg(long, env = "ZONEFLEET_SNAPSHOT_DIR", value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+
+    /// NATS, where the zones come from (unless --zones-dir).
+    #[command(flatten)]
+    pub nats: zonefleet_nats::NatsArgs,
 }
 
 impl Config {
+    /// This pod's name: `--pod-name`, or the host name.
+    pub fn pod_name(&self) -> String {
+        self.pod_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "dns-pod".into())
+        })
+    }
+
     /// The TCP idle timeout.
     pub fn tcp_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.tcp_idle_timeout_seconds.max(1))

@@ -4,6 +4,8 @@
 //! - [`authority`]: the answer algorithm over an immutable zone index;
 //! - [`zones`]: the served zones, swapped atomically on update;
 //! - [`serve`]: UDP and TCP serving through one request handler;
+//! - [`sync`]: following NATS (snapshot store, change events, re-sync requests);
+//! - [`local_snapshot`]: the served zones on disk, for restarts without NATS;
 //! - [`zone_files`]: static mode, zones from master files;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz` and `/zones`;
 //! - [`metrics`]: the Prometheus metrics;
@@ -12,8 +14,10 @@
 pub mod admin;
 pub mod authority;
 pub mod config;
+pub mod local_snapshot;
 pub mod metrics;
 pub mod run;
 pub mod serve;
+pub mod sync;
 pub mod zone_files;
 pub mod zones;

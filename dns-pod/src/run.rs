@@ -1,24 +1,37 @@
 //! Wiring: the zone store, the listeners, the admin endpoints, and the source of zones.
 
-use std::sync::{Arc, atomic::AtomicBool};
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use tracing::{error, info};
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
 
 use crate::{
     admin::{self, AdminState},
     config::{Config, LogFormat},
+    local_snapshot::{self, LocalSnapshot},
     metrics::{DnsMetrics, SyncMetrics},
     serve::{DnsListeners, QueryHandler, TcpLimits, TransferAcl},
+    sync::{self, Follower},
     zone_files,
     zones::{ServedZone, ZoneStore},
 };
 
-/// Sets up logging: `RUST_LOG` filters (default `info`, hickory's per-query lines off).
+/// Sets up logging: `RUST_LOG` filters (default `info`); hickory-server's per-query lines
+/// stay off unless `RUST_LOG` names hickory.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
+    let wanted = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    // hickory-server logs every query at info: keep that off unless asked for by name.
+    let directives = if wanted.contains("hickory") {
+        wanted
+    } else {
+        format!("{wanted},hickory_server=warn")
+    };
+    let filter = tracing_subscriber::EnvFilter::new(directives);
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -49,24 +62,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .with_context(|| format!("cannot bind the admin port on {}", config.admin_address))?;
     info!(address = %admin_address, "serving /metrics, /healthz, /readyz and /zones");
 
-    let Some(dir) = &config.zones_dir else {
-        anyhow::bail!("no source of zones: pass --zones-dir");
+    let follower = match &config.zones_dir {
+        Some(dir) => {
+            serve_zone_files(dir, &zones, &sync_metrics)?;
+            ready.store(true, Ordering::SeqCst);
+            None
+        }
+        None => Some(start_follower(&config, &zones, &sync_metrics, &ready).await?),
     };
-    let snapshots = zone_files::read_dir(dir)?;
-    let mut served = Vec::with_capacity(snapshots.len());
-    for snapshot in snapshots {
-        let origin = snapshot.origin.to_string();
-        let zone = ServedZone::from_snapshot(snapshot)
-            .with_context(|| format!("cannot serve the zone {origin}"))?;
-        sync_metrics.served(&origin, zone.serial());
-        info!(zone = %origin, serial = zone.serial(), records = zone.index.record_count(), "zone loaded");
-        served.push(zone);
-    }
-    sync_metrics
-        .zones
-        .set(i64::try_from(served.len()).unwrap_or(i64::MAX));
-    zones.replace_all(served);
-    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    let follow = async move {
+        match follower {
+            Some(follower) => follower.run().await,
+            None => std::future::pending().await,
+        }
+    };
 
     let handler = QueryHandler::new(
         Arc::clone(&zones),
@@ -80,12 +89,98 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::select! {
         result = listeners.serve(handler, limits, dns_metrics) => result,
         result = admin => result.context("admin endpoint failed"),
+        () = follow => Ok(()),
         () = shutdown_signal() => {
             info!("shutting down");
             Ok(())
         }
     }
     .inspect_err(|e| error!(error = %e, "stopping"))
+}
+
+/// Static mode: serves every zone file of `dir`.
+fn serve_zone_files(
+    dir: &std::path::Path,
+    zones: &ZoneStore,
+    metrics: &SyncMetrics,
+) -> anyhow::Result<()> {
+    let snapshots = zone_files::read_dir(dir)?;
+    let mut served = Vec::with_capacity(snapshots.len());
+    for snapshot in snapshots {
+        let origin = snapshot.origin.to_string();
+        let zone = ServedZone::from_snapshot(snapshot)
+            .with_context(|| format!("cannot serve the zone {origin}"))?;
+        metrics.served(&origin, zone.serial());
+        info!(zone = %origin, serial = zone.serial(), records = zone.index.record_count(), "zone loaded");
+        served.push(zone);
+    }
+    metrics
+        .zones
+        .set(i64::try_from(served.len()).unwrap_or(i64::MAX));
+    zones.replace_all(served);
+    Ok(())
+}
+
+/// NATS mode: serves the local snapshot if there is one, and returns the follower that
+/// syncs from NATS.
+async fn start_follower(
+    config: &Config,
+    zones: &Arc<ZoneStore>,
+    metrics: &Arc<SyncMetrics>,
+    ready: &Arc<AtomicBool>,
+) -> anyhow::Result<Follower> {
+    let layout = config.nats.layout()?;
+    let local = match &config.snapshot_dir {
+        Some(dir) => {
+            let started = std::time::Instant::now();
+            let snapshots = local_snapshot::load(dir);
+            let mut served = Vec::with_capacity(snapshots.len());
+            for snapshot in snapshots {
+                let origin = snapshot.origin.to_string();
+                match ServedZone::from_snapshot(snapshot) {
+                    Ok(zone) => {
+                        metrics.served(&origin, zone.serial());
+                        served.push(zone);
+                    }
+                    Err(error) => warn!(zone = %origin, %error, "discarding a local snapshot"),
+                }
+            }
+            if !served.is_empty() {
+                info!(zones = served.len(), took = ?started.elapsed(), "serving the local snapshot");
+                metrics
+                    .zones
+                    .set(i64::try_from(served.len()).unwrap_or(i64::MAX));
+                zones.replace_all(served);
+                ready.store(true, Ordering::SeqCst);
+            }
+            Some(
+                LocalSnapshot::start(dir.clone()).with_context(|| {
+                    format!("cannot use {} for the local snapshot", dir.display())
+                })?,
+            )
+        }
+        None => None,
+    };
+    let connected = Arc::new(Notify::new());
+    let pod = config.pod_name();
+    let client = config
+        .nats
+        .connect(
+            &format!("zonefleet-dns-pod {pod}"),
+            sync::on_connection_event(Arc::clone(metrics), Arc::clone(&connected)),
+        )
+        .await?;
+    info!(prefix = layout.prefix(), %pod, resync = layout.resync_subject(&pod), "following NATS");
+    Ok(Follower {
+        client,
+        layout,
+        pod,
+        zones: Arc::clone(zones),
+        metrics: Arc::clone(metrics),
+        local,
+        ready: Arc::clone(ready),
+        connected,
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

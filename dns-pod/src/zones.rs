@@ -8,7 +8,6 @@ use std::{collections::HashMap, sync::Arc};
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
-use serde::Serialize;
 use zonefleet_wire::Snapshot;
 
 use crate::authority::{BuildError, ZoneIndex};
@@ -64,17 +63,7 @@ impl ServedZone {
 }
 
 /// A served zone as `/zones` and re-sync replies show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ZoneSummary {
-    /// The apex, with a trailing dot.
-    pub zone: String,
-    /// The SOA serial served.
-    pub serial: u32,
-    /// The content digest, in hex.
-    pub digest: String,
-    /// The number of records.
-    pub records: usize,
-}
+pub type ZoneSummary = zonefleet_nats::ServedVersion;
 
 /// Every zone served at one moment, keyed by lowercased apex.
 #[derive(Clone, Debug, Default)]

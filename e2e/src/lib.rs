@@ -4,9 +4,13 @@
 //! - [`harness`]: what the tests share: the cluster's environment, clients, temporary
 //!   namespaces and waiting;
 //! - [`http`]: a minimal HTTP client for probes and tests;
-//! - [`operator`]: running the operator and installing the CRDs for tests.
+//! - [`operator`]: running the operator and installing the CRDs for tests;
+//! - [`nats`]: a NATS server a test owns, to stop and start;
+//! - [`dig`]: asking DNS servers with `dig`.
 
+pub mod dig;
 pub mod harness;
 pub mod http;
 pub mod kubelet;
+pub mod nats;
 pub mod operator;

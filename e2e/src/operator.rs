@@ -96,6 +96,16 @@ impl OperatorProcess {
     /// Starts `zonefleet-operator` (from `target/$ZONEFLEET_OPERATOR_PROFILE`, default
     /// `debug`) with the admin kubeconfig, its Lease in `lease_namespace`.
     pub fn start(env: &ClusterEnv, lease_namespace: &str, identity: &str) -> anyhow::Result<Self> {
+        Self::start_with(env, lease_namespace, identity, &[])
+    }
+
+    /// [`OperatorProcess::start`] with extra environment variables (e.g. NATS settings).
+    pub fn start_with(
+        env: &ClusterEnv,
+        lease_namespace: &str,
+        identity: &str,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let profile =
             std::env::var("ZONEFLEET_OPERATOR_PROFILE").unwrap_or_else(|_| "debug".into());
         let binary = target_dir().join(profile).join("zonefleet-operator");
@@ -120,6 +130,7 @@ impl OperatorProcess {
                 std::env::var("ZONEFLEET_E2E_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
             )
             .env("NO_COLOR", "1")
+            .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)

@@ -30,9 +30,7 @@ impl EventHeaders {
 
 /// A prefix that cannot name subjects.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "invalid NATS prefix {0:?}: use letters, digits, '-' and '_', in dot-separated tokens"
-)]
+#[error("invalid NATS prefix {0:?}: use letters, digits, '-' and '_', in dot-separated tokens")]
 pub struct LayoutError(pub String);
 
 /// The names under one prefix.

@@ -242,7 +242,11 @@ fn a_zone_without_soa_or_with_foreign_records_is_refused_at_build() {
 fn any_at_a_cname_is_the_cname_alone() {
     // As NSD and Knot answer: ANY takes the CNAME as it is, with no chain, even when the
     // chain would dangle.
-    for name in ["www.example.com.", "dangling.example.com.", "x.alias.example.com."] {
+    for name in [
+        "www.example.com.",
+        "dangling.example.com.",
+        "x.alias.example.com.",
+    ] {
         let answer = ask(name, RecordType::ANY);
         assert_eq!(answer.rcode, Rcode::NoError, "{name}");
         assert_eq!(answer.answers.len(), 1, "{name}");

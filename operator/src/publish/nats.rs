@@ -179,7 +179,10 @@ impl NatsPublisher {
         if let Some(id) = message_id {
             headers.insert("Nats-Msg-Id", id.as_str());
         }
-        headers.insert(EventHeaders::PUBLISHED_AT, published_at.to_string().as_str());
+        headers.insert(
+            EventHeaders::PUBLISHED_AT,
+            published_at.to_string().as_str(),
+        );
         self.jetstream
             .publish_with_headers(self.layout.event_subject(origin), headers, payload.into())
             .await
@@ -198,7 +201,9 @@ impl NatsPublisher {
     ) -> Result<Vec<u8>, PublishError> {
         let encoding = |e: zonefleet_wire::WireError| failed("encoding")(e.to_string());
         if let Some(previous) = previous {
-            let delta = Delta::between(previous, snapshot).encode().map_err(encoding)?;
+            let delta = Delta::between(previous, snapshot)
+                .encode()
+                .map_err(encoding)?;
             if delta.len() <= self.settings.inline_limit {
                 return Ok(delta);
             }
@@ -272,8 +277,7 @@ impl ZonePublisher for NatsPublisher {
             let stored = match self.store.info(&name).await {
                 Ok(info) => {
                     info.metadata.get(META_SERIAL) == Some(&version.serial.to_string())
-                        && info.metadata.get(META_DIGEST)
-                            == Some(&zonefleet_wire::hex(&digest))
+                        && info.metadata.get(META_DIGEST) == Some(&zonefleet_wire::hex(&digest))
                 }
                 Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => false,
                 Err(e) => return Err(failed("reading the snapshot bucket")(e.to_string())),

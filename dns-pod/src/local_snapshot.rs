@@ -1,0 +1,136 @@
+//! The local snapshot: the latest served version of each zone in a directory (an
+//! emptyDir), so a restarted pod serves at once, even while NATS is unreachable.
+//!
+//! One file per zone, `<apex>zfw` (e.g. `example.com.zfw`), in the distribution's snapshot
+//! format. Files are written to a temporary name and renamed, so a crash never leaves a
+//! half-written file under the real name; a file that does not decode, or whose records
+//! do not match its digest, is discarded with a log line.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+use zonefleet_wire::{Message, Snapshot};
+
+const EXTENSION: &str = "zfw";
+
+/// The file of a zone.
+fn file_of(dir: &Path, origin: &str) -> PathBuf {
+    let mut name = origin.to_ascii_lowercase().replace('/', "%2F");
+    if name == "." {
+        name = "root.".into();
+    }
+    dir.join(format!("{name}{EXTENSION}"))
+}
+
+/// Loads every valid snapshot in `dir`; discards (deletes) the invalid ones.
+pub fn load(dir: &Path) -> Vec<Snapshot> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut snapshots = Vec::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().is_none_or(|ext| ext != EXTENSION) {
+            continue;
+        }
+        match read(&path) {
+            Ok(snapshot) => snapshots.push(snapshot),
+            Err(reason) => {
+                warn!(path = %path.display(), reason, "discarding a corrupt local snapshot");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    snapshots
+}
+
+fn read(path: &Path) -> Result<Snapshot, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    match zonefleet_wire::decode(&bytes).map_err(|e| e.to_string())? {
+        Message::Snapshot(snapshot) => {
+            snapshot.verify().map_err(|e| e.to_string())?;
+            Ok(snapshot)
+        }
+        _ => Err("not a snapshot".into()),
+    }
+}
+
+/// A change to the local copy.
+#[derive(Debug)]
+enum Change {
+    /// Write the zone's version.
+    Save(Snapshot),
+    /// Delete the zone's file.
+    Remove(String),
+}
+
+/// Writes changes in order, off the serving path.
+#[derive(Clone, Debug)]
+pub struct LocalSnapshot {
+    changes: mpsc::UnboundedSender<Change>,
+}
+
+impl LocalSnapshot {
+    /// Starts the writer for `dir` (created if missing).
+    pub fn start(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let (changes, mut queue) = mpsc::unbounded_channel::<Change>();
+        tokio::task::spawn_blocking(move || {
+            while let Some(change) = queue.blocking_recv() {
+                let result = match &change {
+                    Change::Save(snapshot) => save(&dir, snapshot),
+                    Change::Remove(origin) => match std::fs::remove_file(file_of(&dir, origin)) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                        _ => Ok(()),
+                    },
+                };
+                match result {
+                    Ok(()) => debug!(?change, "local snapshot updated"),
+                    Err(error) => warn!(%error, "cannot update the local snapshot"),
+                }
+            }
+        });
+        Ok(Self { changes })
+    }
+
+    /// Saves a zone's version.
+    pub fn save(&self, snapshot: Snapshot) {
+        let _ = self.changes.send(Change::Save(snapshot));
+    }
+
+    /// Deletes a zone.
+    pub fn remove(&self, origin: &str) {
+        let _ = self.changes.send(Change::Remove(origin.to_owned()));
+    }
+}
+
+fn save(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
+    let bytes = snapshot
+        .encode()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let path = file_of(dir, &snapshot.origin.to_string());
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(&bytes)?;
+    file.sync_data()?;
+    std::fs::rename(&temporary, &path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe() {
+        let dir = Path::new("/d");
+        assert_eq!(
+            file_of(dir, "Example.com."),
+            Path::new("/d/example.com.zfw")
+        );
+        assert_eq!(file_of(dir, "."), Path::new("/d/root.zfw"));
+        assert_eq!(file_of(dir, "a/b.c."), Path::new("/d/a%2Fb.c.zfw"));
+    }
+}

@@ -1,0 +1,447 @@
+//! Following NATS: build the zones from the snapshot store, then apply change events as
+//! they come, and answer targeted re-sync requests.
+//!
+//! The event consumer is created before the store is listed, so no event falls between
+//! the two; events older than what the listing loaded are ignored as stale (every update
+//! is keyed by zone and serial). After a reconnection the store is listed again, as a
+//! backstop for anything missed. Everything runs in one task, so updates never race.
+
+mod plan;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use async_nats::{
+    Client, Event,
+    jetstream::{
+        self,
+        consumer::{DeliverPolicy, push},
+        object_store::{GetErrorKind, ObjectStore},
+    },
+};
+use futures::StreamExt;
+use hickory_proto::rr::Name;
+use tokio::{io::AsyncReadExt, sync::Notify};
+use tracing::{debug, info, warn};
+use zonefleet_nats::{EventHeaders, Layout, META_DIGEST, META_SERIAL, ResyncReply, ResyncRequest};
+use zonefleet_wire::{Message, Snapshot};
+
+pub use plan::{Plan, is_newer, plan};
+
+use crate::{
+    local_snapshot::LocalSnapshot,
+    metrics::SyncMetrics,
+    zones::{ServedZone, ZoneStore},
+};
+
+/// Where a follower gets its zones and puts what it serves.
+#[derive(Clone, Debug)]
+pub struct Follower {
+    /// The NATS connection.
+    pub client: Client,
+    /// The names under the prefix.
+    pub layout: Layout,
+    /// This pod's name, for its re-sync subject.
+    pub pod: String,
+    /// The served zones.
+    pub zones: Arc<ZoneStore>,
+    /// Sync metrics.
+    pub metrics: Arc<SyncMetrics>,
+    /// The local snapshot, if kept.
+    pub local: Option<LocalSnapshot>,
+    /// Set after the first complete sync.
+    pub ready: Arc<AtomicBool>,
+    /// Notified on every (re)connection.
+    pub connected: Arc<Notify>,
+}
+
+/// The callback for connection events: the gauge, and a wake-up on (re)connection.
+pub fn on_connection_event(
+    metrics: Arc<SyncMetrics>,
+    connected: Arc<Notify>,
+) -> impl Fn(Event) -> futures::future::Ready<()> + Send + Sync + 'static {
+    move |event| {
+        match event {
+            Event::Connected => {
+                info!("connected to NATS");
+                metrics.connected.set(1);
+                connected.notify_one();
+            }
+            Event::Disconnected => {
+                warn!("disconnected from NATS; serving what we have, reconnecting");
+                metrics.connected.set(0);
+            }
+            other => debug!(event = %other, "NATS"),
+        }
+        futures::future::ready(())
+    }
+}
+
+/// Why a zone could not be updated.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("the message on {subject} is about the zone {zone}")]
+    WrongSubject { subject: String, zone: String },
+    #[error("invalid zone: {0}")]
+    InvalidZone(String),
+    #[error("{0}")]
+    Digest(String),
+}
+
+impl SyncError {
+    /// The reason label of a rejected message.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Nats(_) => "nats",
+            Self::Malformed(_) => "malformed",
+            Self::WrongSubject { .. } => "wrong_subject",
+            Self::InvalidZone(_) => "invalid_zone",
+            Self::Digest(_) => "digest",
+        }
+    }
+}
+
+fn nats<E: std::fmt::Display>(e: E) -> SyncError {
+    SyncError::Nats(e.to_string())
+}
+
+impl Follower {
+    /// Follows NATS forever: waits for the stream and bucket, syncs, follows, and starts
+    /// over if the consumer fails.
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match self.follow().await {
+                Ok(()) => backoff = Duration::from_millis(500),
+                Err(error) => {
+                    warn!(%error, retry_in = ?backoff, "NATS sync interrupted");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn follow(&self) -> Result<(), SyncError> {
+        let jetstream = jetstream::new(self.client.clone());
+        let stream = jetstream
+            .get_stream(self.layout.event_stream())
+            .await
+            .map_err(nats)?;
+        let store = jetstream
+            .get_object_store(self.layout.snapshot_bucket())
+            .await
+            .map_err(nats)?;
+        let consumer = stream
+            .create_consumer(push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: self.layout.event_subjects(),
+                deliver_policy: DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        let mut events = consumer.messages().await.map_err(nats)?;
+        let mut resyncs = self
+            .client
+            .subscribe(self.layout.resync_subject(&self.pod))
+            .await
+            .map_err(nats)?;
+        self.catch_up(&store, false).await?;
+        if !self.ready.swap(true, Ordering::SeqCst) {
+            info!(zones = self.zones.load().len(), "initial sync complete");
+        }
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(message)) => self.on_event(&store, &message.message).await,
+                    Some(Err(e)) => return Err(nats(e)),
+                    None => return Err(SyncError::Nats("the event consumer ended".into())),
+                },
+                request = resyncs.next() => match request {
+                    Some(request) => self.on_resync(&store, request).await,
+                    None => return Err(SyncError::Nats("the re-sync subscription ended".into())),
+                },
+                () = self.connected.notified() => {
+                    info!("reconnected: checking the snapshot store for missed versions");
+                    self.catch_up(&store, false).await?;
+                }
+            }
+        }
+    }
+
+    /// Brings every zone to the version in the store; stops serving zones not in it.
+    /// With `force`, fetches every zone even if the served version looks the same.
+    async fn catch_up(&self, store: &ObjectStore, force: bool) -> Result<Vec<String>, SyncError> {
+        let mut listing = store.list().await.map_err(nats)?;
+        let mut listed = Vec::new();
+        let mut errors = Vec::new();
+        while let Some(info) = listing.next().await {
+            let info = info.map_err(nats)?;
+            if info.deleted {
+                continue;
+            }
+            let Ok(origin) = Name::from_ascii(&info.name) else {
+                warn!(object = info.name, "ignoring an object that names no zone");
+                continue;
+            };
+            listed.push(origin.to_lowercase());
+            let current = self
+                .zones
+                .load()
+                .get(&origin)
+                .map(|zone| (zone.serial().to_string(), zonefleet_wire::hex(&zone.digest)));
+            let stored = (
+                info.metadata.get(META_SERIAL).cloned().unwrap_or_default(),
+                info.metadata.get(META_DIGEST).cloned().unwrap_or_default(),
+            );
+            if !force && current.as_ref() == Some(&stored) {
+                continue;
+            }
+            if let Err(error) = self.fetch(store, &origin, None).await {
+                self.metrics.rejected(error.reason());
+                warn!(zone = %origin, %error, "cannot load the zone's snapshot");
+                errors.push(format!("{origin}: {error}"));
+            }
+        }
+        let gone: Vec<Name> = self
+            .zones
+            .load()
+            .iter()
+            .map(|zone| zone.origin().to_lowercase())
+            .filter(|origin| !listed.contains(origin))
+            .collect();
+        for origin in gone {
+            self.remove(&origin, "no longer in the snapshot store");
+        }
+        Ok(errors)
+    }
+
+    /// Fetches a zone's snapshot and serves it; stops serving the zone if the store no
+    /// longer has it.
+    async fn fetch(
+        &self,
+        store: &ObjectStore,
+        origin: &Name,
+        published_at: Option<u64>,
+    ) -> Result<(), SyncError> {
+        let name = self.layout.object_name(&origin.to_string());
+        let mut object = match store.get(&name).await {
+            Ok(object) => object,
+            Err(e) if e.kind() == GetErrorKind::NotFound => {
+                self.remove(origin, "not in the snapshot store");
+                return Ok(());
+            }
+            Err(e) => return Err(nats(e)),
+        };
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await.map_err(nats)?;
+        let snapshot = match zonefleet_wire::decode(&bytes) {
+            Ok(Message::Snapshot(snapshot)) => snapshot,
+            Ok(_) => return Err(SyncError::Malformed("the object is not a snapshot".into())),
+            Err(e) => return Err(SyncError::Malformed(e.to_string())),
+        };
+        if !snapshot.origin.eq_ignore_root_case(origin) {
+            return Err(SyncError::Malformed(format!(
+                "the object {name} holds the zone {}",
+                snapshot.origin
+            )));
+        }
+        snapshot
+            .verify()
+            .map_err(|e| SyncError::Digest(e.to_string()))?;
+        self.install(snapshot, "snapshot", published_at).await
+    }
+
+    /// Builds and serves a version.
+    async fn install(
+        &self,
+        snapshot: Snapshot,
+        kind: &'static str,
+        published_at: Option<u64>,
+    ) -> Result<(), SyncError> {
+        let started = Instant::now();
+        let local = self.local.as_ref().map(|_| snapshot.clone());
+        let zone = tokio::task::spawn_blocking(move || ServedZone::from_snapshot(snapshot))
+            .await
+            .map_err(|e| SyncError::InvalidZone(e.to_string()))?
+            .map_err(|e| SyncError::InvalidZone(e.to_string()))?;
+        let origin = zone.origin().to_string();
+        let serial = zone.serial();
+        self.zones.insert(zone);
+        self.metrics.applied(kind, started.elapsed());
+        self.metrics.served(&origin, serial);
+        self.metrics
+            .zones
+            .set(i64::try_from(self.zones.load().len()).unwrap_or(i64::MAX));
+        if let Some(published_at) = published_at {
+            let lag = zonefleet_nats::unix_millis().saturating_sub(published_at);
+            self.metrics.lag.observe(lag as f64 / 1000.0);
+        }
+        if let (Some(local), Some(snapshot)) = (&self.local, local) {
+            local.save(snapshot);
+        }
+        info!(zone = %origin, serial, kind, took = ?started.elapsed(), "serving zone version");
+        Ok(())
+    }
+
+    fn remove(&self, origin: &Name, why: &str) {
+        if self.zones.remove(origin) {
+            let origin = origin.to_string();
+            self.metrics.retracted(&origin);
+            self.metrics
+                .zones
+                .set(i64::try_from(self.zones.load().len()).unwrap_or(i64::MAX));
+            if let Some(local) = &self.local {
+                local.remove(&origin);
+            }
+            info!(zone = %origin, why, "zone no longer served");
+        }
+    }
+
+    /// Applies one change event. A bad message is logged and counted, and changes nothing.
+    async fn on_event(&self, store: &ObjectStore, message: &async_nats::Message) {
+        let published_at = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(EventHeaders::PUBLISHED_AT))
+            .and_then(|v| v.as_str().parse().ok());
+        if let Err(error) = self.apply_event(store, message, published_at).await {
+            self.metrics.rejected(error.reason());
+            warn!(subject = %message.subject, %error, "change event not applied");
+        }
+    }
+
+    async fn apply_event(
+        &self,
+        store: &ObjectStore,
+        message: &async_nats::Message,
+        published_at: Option<u64>,
+    ) -> Result<(), SyncError> {
+        let decoded = zonefleet_wire::decode(&message.payload)
+            .map_err(|e| SyncError::Malformed(e.to_string()))?;
+        let origin = decoded.origin().clone();
+        let expected = self.layout.event_subject(&origin.to_string());
+        if message.subject.as_str() != expected {
+            return Err(SyncError::WrongSubject {
+                subject: message.subject.to_string(),
+                zone: origin.to_string(),
+            });
+        }
+        let zones = self.zones.load();
+        let served = zones.get(&origin);
+        let plan = plan::plan(
+            served.map(|zone| (zone.serial(), zone.digest.as_slice())),
+            &decoded,
+        );
+        debug!(zone = %origin, serial = decoded.serial(), ?plan, "change event");
+        match plan {
+            Plan::Ignore(why) => {
+                self.metrics.applied("ignored", Duration::ZERO);
+                debug!(zone = %origin, serial = decoded.serial(), why, "ignored");
+                Ok(())
+            }
+            Plan::Remove => {
+                self.remove(&origin, "retracted");
+                Ok(())
+            }
+            Plan::Replace(snapshot) => {
+                snapshot
+                    .verify()
+                    .map_err(|e| SyncError::Digest(e.to_string()))?;
+                self.install(snapshot.clone(), "snapshot", published_at)
+                    .await
+            }
+            Plan::Apply(delta) => {
+                let base = served.map(|zone| zone.to_snapshot());
+                match base.map(|base| delta.apply(&base)) {
+                    Some(Ok(next)) => self.install(next, "delta", published_at).await,
+                    Some(Err(error)) => {
+                        // The served version is not what the delta expects: start over
+                        // from the snapshot.
+                        warn!(zone = %origin, %error, "delta does not apply; fetching the snapshot");
+                        self.fetch(store, &origin, published_at).await
+                    }
+                    None => self.fetch(store, &origin, published_at).await,
+                }
+            }
+            Plan::Fetch => self.fetch(store, &origin, published_at).await,
+        }
+    }
+
+    /// Answers a re-sync request: fetch the named zones (or all) again, reply with what is
+    /// served afterwards.
+    async fn on_resync(&self, store: &ObjectStore, request: async_nats::Message) {
+        let Some(reply_to) = request.reply.clone() else {
+            self.metrics.rejected("malformed");
+            warn!("re-sync request without a reply subject");
+            return;
+        };
+        let parsed: Result<ResyncRequest, _> = if request.payload.is_empty() {
+            Ok(ResyncRequest::default())
+        } else {
+            serde_json::from_slice(&request.payload)
+        };
+        let reply = match parsed {
+            Err(e) => {
+                self.metrics.rejected("malformed");
+                ResyncReply {
+                    zones: Vec::new(),
+                    errors: vec![format!("malformed request: {e}")],
+                }
+            }
+            Ok(request) => self.resync(store, &request).await,
+        };
+        info!(
+            zones = reply.zones.len(),
+            errors = reply.errors.len(),
+            "answered a re-sync request"
+        );
+        let body = serde_json::to_vec(&reply).unwrap_or_default();
+        if let Err(error) = self.client.publish(reply_to, body.into()).await {
+            warn!(%error, "cannot reply to a re-sync request");
+        }
+    }
+
+    async fn resync(&self, store: &ObjectStore, request: &ResyncRequest) -> ResyncReply {
+        let mut errors = Vec::new();
+        let mut names = Vec::new();
+        if request.zones.is_empty() {
+            match self.catch_up(store, true).await {
+                Ok(failed) => errors.extend(failed),
+                Err(error) => errors.push(error.to_string()),
+            }
+        } else {
+            for zone in &request.zones {
+                let Ok(origin) = Name::from_ascii(zone) else {
+                    errors.push(format!("{zone}: not a domain name"));
+                    continue;
+                };
+                if let Err(error) = self.fetch(store, &origin, None).await {
+                    self.metrics.rejected(error.reason());
+                    errors.push(format!("{zone}: {error}"));
+                }
+                names.push(origin);
+            }
+        }
+        let served = self.zones.load();
+        let zones = if request.zones.is_empty() {
+            served.summaries()
+        } else {
+            names
+                .iter()
+                .filter_map(|name| served.get(name).map(|zone| zone.summary()))
+                .collect()
+        };
+        ResyncReply { zones, errors }
+    }
+}
