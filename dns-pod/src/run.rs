@@ -180,6 +180,7 @@ async fn start_follower(
         local,
         ready: Arc::clone(ready),
         connected,
+        key: config.nats.message_key()?,
     })
 }
 

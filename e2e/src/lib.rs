@@ -6,9 +6,11 @@
 //! - [`http`]: a minimal HTTP client for probes and tests;
 //! - [`operator`]: running the operator and installing the CRDs for tests;
 //! - [`nats`]: a NATS server a test owns, to stop and start;
-//! - [`dig`]: asking DNS servers with `dig`.
+//! - [`dig`]: asking DNS servers with `dig`;
+//! - [`dns_pod`]: a dns-pod run as a plain child process.
 
 pub mod dig;
+pub mod dns_pod;
 pub mod harness;
 pub mod http;
 pub mod kubelet;

@@ -47,6 +47,15 @@ pub struct NatsArgs {
     #[arg(long = "nats-tls-required", env = "NATS_TLS_REQUIRED")]
     pub tls_required: bool,
 
+    /// A file holding a shared key (at least 32 bytes): the operator signs events and
+    /// snapshots with it, and the pods refuse anything unsigned or signed wrongly.
+    #[arg(
+        long = "nats-message-key-file",
+        env = "ZONEFLEET_MESSAGE_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub message_key_file: Option<PathBuf>,
+
     /// The prefix of every subject, stream and bucket Zonefleet uses.
     #[arg(
         long = "nats-prefix",
@@ -80,6 +89,14 @@ impl NatsArgs {
     /// The names under the prefix.
     pub fn layout(&self) -> Result<Layout, crate::LayoutError> {
         Layout::new(&self.prefix)
+    }
+
+    /// The message key, if one is configured.
+    pub fn message_key(&self) -> Result<Option<crate::MessageKey>, crate::KeyError> {
+        self.message_key_file
+            .as_deref()
+            .map(crate::MessageKey::from_file)
+            .transpose()
     }
 
     /// Connects as `name`. The first connection is retried until NATS answers, and the

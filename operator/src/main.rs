@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
             let settings = NatsSettings {
                 replicas: args.nats_replicas,
                 inline_limit: args.nats_inline_limit,
+                key: args.nats.message_key()?,
                 ..NatsSettings::default()
             };
             // NATS may be down at start: keep trying, as the reconciles would.

@@ -28,7 +28,10 @@ use futures::StreamExt;
 use hickory_proto::rr::Name;
 use tokio::{io::AsyncReadExt, sync::Notify};
 use tracing::{debug, info, warn};
-use zonefleet_nats::{EventHeaders, Layout, META_DIGEST, META_SERIAL, ResyncReply, ResyncRequest};
+use zonefleet_nats::{
+    EventHeaders, Layout, META_DIGEST, META_SERIAL, MessageKey, ResyncReply, ResyncRequest,
+    SIGNATURE,
+};
 use zonefleet_wire::{Message, Snapshot};
 
 pub use plan::{Plan, is_newer, plan};
@@ -58,6 +61,8 @@ pub struct Follower {
     pub ready: Arc<AtomicBool>,
     /// Notified on every (re)connection.
     pub connected: Arc<Notify>,
+    /// If set, events and snapshots must carry a valid signature.
+    pub key: Option<MessageKey>,
 }
 
 /// The callback for connection events: the gauge, and a wake-up on (re)connection.
@@ -95,6 +100,8 @@ enum SyncError {
     InvalidZone(String),
     #[error("{0}")]
     Digest(String),
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(zonefleet_nats::SignatureError),
 }
 
 impl SyncError {
@@ -106,6 +113,7 @@ impl SyncError {
             Self::WrongSubject { .. } => "wrong_subject",
             Self::InvalidZone(_) => "invalid_zone",
             Self::Digest(_) => "digest",
+            Self::Unauthenticated(_) => "unauthenticated",
         }
     }
 }
@@ -245,6 +253,11 @@ impl Follower {
         };
         let mut bytes = Vec::new();
         object.read_to_end(&mut bytes).await.map_err(nats)?;
+        if let Some(key) = &self.key {
+            let signature = object.info().metadata.get(SIGNATURE).map(String::as_str);
+            key.verify(&name, &bytes, signature)
+                .map_err(SyncError::Unauthenticated)?;
+        }
         let snapshot = match zonefleet_wire::decode(&bytes) {
             Ok(Message::Snapshot(snapshot)) => snapshot,
             Ok(_) => return Err(SyncError::Malformed("the object is not a snapshot".into())),
@@ -327,6 +340,15 @@ impl Follower {
         message: &async_nats::Message,
         published_at: Option<u64>,
     ) -> Result<(), SyncError> {
+        if let Some(key) = &self.key {
+            let signature = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(SIGNATURE))
+                .map(|v| v.as_str());
+            key.verify(message.subject.as_str(), &message.payload, signature)
+                .map_err(SyncError::Unauthenticated)?;
+        }
         let decoded = zonefleet_wire::decode(&message.payload)
             .map_err(|e| SyncError::Malformed(e.to_string()))?;
         let origin = decoded.origin().clone();

@@ -26,7 +26,9 @@ use async_nats::{
 };
 use futures::future::BoxFuture;
 use tokio::io::AsyncReadExt;
-use zonefleet_nats::{EventHeaders, Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL};
+use zonefleet_nats::{
+    EventHeaders, Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, MessageKey, SIGNATURE,
+};
 use zonefleet_wire::{Delta, Marker, Message, Snapshot};
 
 use super::{PublishError, ZonePublisher, ZoneVersion};
@@ -41,6 +43,8 @@ pub struct NatsSettings {
     pub inline_limit: usize,
     /// Events kept per zone.
     pub events_per_zone: i64,
+    /// Signs events and snapshots, if set.
+    pub key: Option<MessageKey>,
 }
 
 impl Default for NatsSettings {
@@ -49,6 +53,7 @@ impl Default for NatsSettings {
             replicas: 1,
             inline_limit: 256 * 1024,
             events_per_zone: 64,
+            key: None,
         }
     }
 }
@@ -148,7 +153,7 @@ impl NatsPublisher {
         let bytes = snapshot
             .encode()
             .map_err(|e| failed("encoding")(e.to_string()))?;
-        let metadata = HashMap::from([
+        let mut metadata = HashMap::from([
             (META_SERIAL.to_owned(), snapshot.serial.to_string()),
             (
                 META_DIGEST.to_owned(),
@@ -156,6 +161,9 @@ impl NatsPublisher {
             ),
             (META_PUBLISHED_AT.to_owned(), published_at.to_string()),
         ]);
+        if let Some(key) = &self.settings.key {
+            metadata.insert(SIGNATURE.to_owned(), key.sign(name, &bytes));
+        }
         let meta = ObjectMetadata {
             name: name.to_owned(),
             metadata,
@@ -183,8 +191,12 @@ impl NatsPublisher {
             EventHeaders::PUBLISHED_AT,
             published_at.to_string().as_str(),
         );
+        let subject = self.layout.event_subject(origin);
+        if let Some(key) = &self.settings.key {
+            headers.insert(SIGNATURE, key.sign(&subject, &payload).as_str());
+        }
         self.jetstream
-            .publish_with_headers(self.layout.event_subject(origin), headers, payload.into())
+            .publish_with_headers(subject, headers, payload.into())
             .await
             .map_err(|e| failed("publishing the event")(e.to_string()))?
             .await
