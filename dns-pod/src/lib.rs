@@ -3,6 +3,7 @@
 //!
 //! - [`authority`]: the answer algorithm over an immutable zone index;
 //! - [`zones`]: the served zones, swapped atomically on update;
+//! - [`zone_handler`]: each zone as a hickory-server `ZoneHandler`;
 //! - [`serve`]: UDP and TCP serving through one request handler;
 //! - [`sync`]: following NATS (snapshot store, change events, re-sync requests);
 //! - [`local_snapshot`]: the served zones on disk, for restarts without NATS;
@@ -20,4 +21,5 @@ pub mod run;
 pub mod serve;
 pub mod sync;
 pub mod zone_files;
+pub mod zone_handler;
 pub mod zones;

@@ -7,18 +7,20 @@
 use std::{collections::HashMap, sync::Arc};
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{LowerName, Name};
 use zonefleet_wire::Snapshot;
 
 use crate::authority::{BuildError, ZoneIndex};
 
-/// One served zone version.
+/// One served zone version: an immutable index, replaced as a whole on update. It answers
+/// queries as a hickory-server `ZoneHandler` (see [`crate::zone_handler`]).
 #[derive(Debug)]
 pub struct ServedZone {
     /// The answer index.
     pub index: ZoneIndex,
     /// The content digest the version was published with (or computed, for zone files).
     pub digest: Vec<u8>,
+    lower_origin: LowerName,
 }
 
 impl ServedZone {
@@ -26,9 +28,15 @@ impl ServedZone {
     pub fn from_snapshot(snapshot: Snapshot) -> Result<Self, BuildError> {
         let index = ZoneIndex::build(&snapshot.origin, snapshot.records)?;
         Ok(Self {
+            lower_origin: LowerName::new(index.origin()),
             index,
             digest: snapshot.digest,
         })
+    }
+
+    /// The apex, lowercased.
+    pub fn lower_origin(&self) -> &LowerName {
+        &self.lower_origin
     }
 
     /// The zone's apex.

@@ -5,16 +5,19 @@ use std::{iter, sync::Arc};
 
 use async_trait::async_trait;
 use hickory_proto::{
-    op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode},
+    op::{Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode},
     rr::Record,
 };
 use hickory_server::{
     net::{runtime::Time, xfer::Protocol},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::MessageResponseBuilder,
+    zone_handler::{
+        AuthLookup, LookupControlFlow, LookupError, LookupOptions, MessageResponseBuilder,
+        ZoneHandler,
+    },
 };
 use ipnet::IpNet;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::response::{self, Fit, Permissions, Reply};
 use crate::{metrics::DnsMetrics, zones::ZoneStore};
@@ -70,7 +73,7 @@ impl QueryHandler {
     async fn answer<R: ResponseHandler>(
         &self,
         request: &Request,
-        mut handle: R,
+        handle: R,
     ) -> Result<ResponseInfo, Unanswered> {
         let metadata = &request.metadata;
         if metadata.message_type == MessageType::Response {
@@ -96,46 +99,68 @@ impl QueryHandler {
         match response::reply(&zones, query, tcp, permissions) {
             Reply::Error(rcode) => send_error(request, rcode, handle).await,
             Reply::Transfer(records) => send_transfer(request, &records, handle).await,
-            Reply::Answer(answer) => {
-                let rcode = response::rcode_of(&answer);
-                let mut metadata = response::metadata_for(metadata, rcode, answer.authoritative);
-                let edns = response::response_edns(request.edns.as_ref());
-                let queries = [query.clone()];
-                let limit = if tcp {
-                    u16::MAX
-                } else {
-                    response::udp_limit(request.edns.as_ref())
-                };
-                let (fit, size) = response::fit(&metadata, &queries, &answer, edns.as_ref(), limit);
-                self.metrics.response_size(size);
-                let (answers, authority, additionals): (&[Record], &[Record], &[Record]) = match fit
-                {
-                    Fit::Whole => (&answer.answers, &answer.authority, &answer.additionals),
-                    Fit::WithoutAdditionals { truncated } => {
-                        metadata.truncation = truncated;
-                        (&answer.answers, &answer.authority, &[])
-                    }
-                    Fit::Truncated => {
-                        metadata.truncation = true;
-                        (&[], &[], &[])
-                    }
-                };
-                if metadata.truncation {
-                    self.metrics.truncated();
+            Reply::Zone(zone) => match zone.search(request, LookupOptions::default()).await {
+                (LookupControlFlow::Break(Ok(AuthLookup::Response(answer))), _) => {
+                    self.send_answer(request, query, &answer, handle).await
                 }
-                let message = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
-                    metadata,
-                    answers.iter(),
-                    authority.iter(),
-                    iter::empty(),
-                    additionals.iter(),
-                );
-                handle
-                    .send_response(message)
-                    .await
-                    .map_err(|_| Unanswered::SendFailed)
-            }
+                (LookupControlFlow::Break(Err(LookupError::ResponseCode(rcode))), _) => {
+                    send_error(request, rcode, handle).await
+                }
+                (other, _) => {
+                    warn!(zone = %zone.origin(), result = %other, "unexpected zone lookup result");
+                    send_error(request, ResponseCode::ServFail, handle).await
+                }
+            },
         }
+    }
+
+    /// Sends a zone's answer, sized for the transport.
+    async fn send_answer<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        query: &Query,
+        answer: &Message,
+        mut handle: R,
+    ) -> Result<ResponseInfo, Unanswered> {
+        let mut metadata = response::metadata_for(
+            &request.metadata,
+            answer.metadata.response_code,
+            answer.metadata.authoritative,
+        );
+        let edns = response::response_edns(request.edns.as_ref());
+        let limit = if request.protocol() == Protocol::Udp {
+            response::udp_limit(request.edns.as_ref())
+        } else {
+            u16::MAX
+        };
+        let queries = [query.clone()];
+        let (fit, size) = response::fit(&metadata, &queries, answer, edns.as_ref(), limit);
+        self.metrics.response_size(size);
+        let (answers, authority, additionals): (&[Record], &[Record], &[Record]) = match fit {
+            Fit::Whole => (&answer.answers, &answer.authorities, &answer.additionals),
+            Fit::WithoutAdditionals { truncated } => {
+                metadata.truncation = truncated;
+                (&answer.answers, &answer.authorities, &[])
+            }
+            Fit::Truncated => {
+                metadata.truncation = true;
+                (&[], &[], &[])
+            }
+        };
+        if metadata.truncation {
+            self.metrics.truncated();
+        }
+        let message = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+            metadata,
+            answers.iter(),
+            authority.iter(),
+            iter::empty(),
+            additionals.iter(),
+        );
+        handle
+            .send_response(message)
+            .await
+            .map_err(|_| Unanswered::SendFailed)
     }
 }
 

@@ -2,18 +2,15 @@
 //! sections of the response, and the fitting of those sections into the size the client
 //! can take.
 
-use std::iter;
+use std::sync::Arc;
 
 use hickory_proto::{
-    op::{Edns, Metadata, OpCode, Query, ResponseCode, emit_message_parts},
+    op::{Edns, Message, Metadata, OpCode, Query, ResponseCode, emit_message_parts},
     rr::{DNSClass, Name, Record, RecordType},
     serialize::binary::BinEncoder,
 };
 
-use crate::{
-    authority::{Answer, Rcode},
-    zones::ZoneSet,
-};
+use crate::zones::{ServedZone, ZoneSet};
 
 /// The largest UDP response we send, whatever the client offers (DNS Flag Day 2020).
 pub const UDP_PAYLOAD_CAP: u16 = 1232;
@@ -21,12 +18,12 @@ pub const UDP_PAYLOAD_CAP: u16 = 1232;
 pub const UDP_PAYLOAD_PLAIN: u16 = 512;
 
 /// How a query is answered, before it is sized for the transport.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Reply {
     /// An error with empty sections.
     Error(ResponseCode),
-    /// An answer from a zone.
-    Answer(Answer),
+    /// The zone answers (through its `ZoneHandler`).
+    Zone(Arc<ServedZone>),
     /// A zone transfer the client may receive: every record, SOA first and last.
     Transfer(Vec<Record>),
 }
@@ -38,7 +35,7 @@ pub struct Permissions {
     pub transfer: bool,
 }
 
-/// Decides the reply to one query (the request passed the opcode, count and EDNS checks).
+/// Decides who answers one query (the request passed the opcode, count and EDNS checks).
 pub fn reply(zones: &ZoneSet, query: &Query, tcp: bool, permissions: Permissions) -> Reply {
     if query.query_class() != DNSClass::IN {
         return Reply::Error(ResponseCode::Refused);
@@ -47,21 +44,8 @@ pub fn reply(zones: &ZoneSet, query: &Query, tcp: bool, permissions: Permissions
     match query.query_type() {
         RecordType::AXFR | RecordType::IXFR => {
             // A transfer needs TCP and permission, and covers exactly one zone we serve.
-            let zone = zones.get(qname).filter(|_| tcp && permissions.transfer);
-            return match zone {
-                Some(zone) => {
-                    let soa = zone.index.soa().clone();
-                    let records = iter::once(soa.clone())
-                        .chain(
-                            zone.index
-                                .records()
-                                .filter(|r| r.record_type() != RecordType::SOA)
-                                .cloned(),
-                        )
-                        .chain(iter::once(soa))
-                        .collect();
-                    Reply::Transfer(records)
-                }
+            return match zones.get(qname).filter(|_| tcp && permissions.transfer) {
+                Some(zone) => Reply::Transfer(zone.transfer_records()),
                 None => Reply::Error(ResponseCode::Refused),
             };
         }
@@ -70,10 +54,10 @@ pub fn reply(zones: &ZoneSet, query: &Query, tcp: bool, permissions: Permissions
         }
         _ => {}
     }
-    let Some(zone) = zone_for(zones, qname, query.query_type()) else {
-        return Reply::Error(ResponseCode::Refused);
-    };
-    Reply::Answer(zone.index.lookup(qname, query.query_type()))
+    match zone_for(zones, qname, query.query_type()) {
+        Some(zone) => Reply::Zone(Arc::clone(zone)),
+        None => Reply::Error(ResponseCode::Refused),
+    }
 }
 
 /// The zone that answers: the closest enclosing zone, except that a DS question at the apex
@@ -82,7 +66,7 @@ fn zone_for<'z>(
     zones: &'z ZoneSet,
     qname: &Name,
     qtype: RecordType,
-) -> Option<&'z std::sync::Arc<crate::zones::ServedZone>> {
+) -> Option<&'z Arc<ServedZone>> {
     let zone = zones.find(qname)?;
     if qtype == RecordType::DS
         && zone.origin().eq_ignore_root_case(qname)
@@ -101,15 +85,6 @@ pub fn metadata_for(request: &Metadata, rcode: ResponseCode, authoritative: bool
     metadata.authoritative = authoritative;
     metadata.op_code = OpCode::Query;
     metadata
-}
-
-/// The response code of an answer.
-pub fn rcode_of(answer: &Answer) -> ResponseCode {
-    match answer.rcode {
-        Rcode::NoError => ResponseCode::NoError,
-        Rcode::NxDomain => ResponseCode::NXDomain,
-        Rcode::Refused => ResponseCode::Refused,
-    }
 }
 
 /// The EDNS record of a response: our payload size, version 0, no DNSSEC. None when the
@@ -147,11 +122,12 @@ pub enum Fit {
     Truncated,
 }
 
-/// Fits an answer into `limit` bytes; returns the fit and the size of the response sent.
+/// Fits a zone's answer into `limit` bytes; returns the fit and the size of the response
+/// sent.
 pub fn fit(
     metadata: &Metadata,
     queries: &[Query],
-    answer: &Answer,
+    answer: &Message,
     edns: Option<&Edns>,
     limit: u16,
 ) -> (Fit, usize) {
@@ -160,7 +136,7 @@ pub fn fit(
             metadata,
             queries,
             &answer.answers,
-            &answer.authority,
+            &answer.authorities,
             additionals,
             edns,
             limit,
@@ -170,7 +146,7 @@ pub fn fit(
         (Fit::Whole, size)
     } else if let Some(size) = fits(&[]) {
         // A referral's additionals are glue (answer empty, NS in authority, AA clear).
-        let referral = !answer.authoritative && answer.answers.is_empty();
+        let referral = !answer.metadata.authoritative && answer.answers.is_empty();
         let fit = Fit::WithoutAdditionals {
             truncated: referral,
         };
