@@ -7,12 +7,13 @@ use async_trait::async_trait;
 use hickory_proto::{
     op::{Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode},
     rr::Record,
+    serialize::binary::{BinDecoder, BinEncodable, BinEncoder, NameEncoding},
 };
 use hickory_server::{
     net::{runtime::Time, xfer::Protocol},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     zone_handler::{
-        AuthLookup, LookupControlFlow, LookupError, LookupOptions, MessageResponseBuilder,
+        AuthLookup, LookupControlFlow, LookupError, LookupOptions, MessageResponseBuilder, Queries,
         ZoneHandler,
     },
 };
@@ -150,7 +151,9 @@ impl QueryHandler {
         if metadata.truncation {
             self.metrics.truncated();
         }
-        let message = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+        let echoed = echoed_queries(&request.queries);
+        let queries = echoed.as_ref().unwrap_or(&request.queries);
+        let message = MessageResponseBuilder::new(queries, edns.as_ref()).build(
             metadata,
             answers.iter(),
             authority.iter(),
@@ -201,7 +204,9 @@ async fn send_error<R: ResponseHandler>(
     if let Some(edns) = &mut edns {
         edns.set_rcode_high(rcode.high());
     }
-    let message = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+    let echoed = echoed_queries(&request.queries);
+    let queries = echoed.as_ref().unwrap_or(&request.queries);
+    let message = MessageResponseBuilder::new(queries, edns.as_ref()).build(
         metadata,
         iter::empty(),
         iter::empty(),
@@ -224,8 +229,10 @@ async fn send_transfer<R: ResponseHandler>(
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.authoritative = true;
     let mut last = None;
+    let echoed = echoed_queries(&request.queries);
+    let queries = echoed.as_ref().unwrap_or(&request.queries);
     for chunk in transfer_chunks(records) {
-        let message = MessageResponseBuilder::new(&request.queries, None).build(
+        let message = MessageResponseBuilder::new(queries, None).build(
             metadata,
             chunk.iter(),
             iter::empty(),
@@ -265,4 +272,32 @@ fn transfer_chunks(records: &[Record]) -> Vec<&[Record]> {
 fn record_len(record: &Record) -> usize {
     use hickory_proto::serialize::binary::BinEncodable;
     record.to_bytes().map_or(512, |bytes| bytes.len())
+}
+
+/// The question to echo in a response. hickory-server copies the request's question bytes
+/// as they came; if they hold a compression pointer, it points into the request and means
+/// something else in the response. Such a question is re-encoded without compression.
+fn echoed_queries(queries: &Queries) -> Option<Queries> {
+    if !has_pointer(queries.as_bytes()) {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    for query in queries.queries() {
+        query.original().emit(&mut encoder).ok()?;
+    }
+    Queries::read(&mut BinDecoder::new(&bytes), queries.len()).ok()
+}
+
+/// True if wire-format questions use a compression pointer.
+fn has_pointer(mut questions: &[u8]) -> bool {
+    while let Some((&len, rest)) = questions.split_first() {
+        match len {
+            0 => questions = rest.get(4..).unwrap_or_default(),
+            len if len & 0xC0 != 0 => return true,
+            len => questions = rest.get(usize::from(len)..).unwrap_or_default(),
+        }
+    }
+    false
 }

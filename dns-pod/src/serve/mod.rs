@@ -1,15 +1,15 @@
-//! Serving DNS over UDP (hickory-server) and TCP (our capped listener), both through one
-//! [`QueryHandler`].
+//! Serving DNS over UDP and TCP (with a connection cap and an idle timeout), both through
+//! the same checks ([`raw`]) and one hickory-server request handler, [`QueryHandler`].
 
 mod handler;
 pub mod raw;
 pub mod response;
 mod tcp;
+mod udp;
 
 use std::{net::SocketAddr, sync::Arc};
 
 pub use handler::{QueryHandler, TransferAcl};
-use hickory_server::Server;
 pub use tcp::TcpLimits;
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
@@ -26,10 +26,18 @@ pub struct DnsListeners {
 impl DnsListeners {
     /// Binds UDP and TCP on `address`.
     pub async fn bind(address: SocketAddr) -> std::io::Result<Self> {
-        let udp = UdpSocket::bind(address).await?;
-        // With port 0, TCP takes the port UDP got.
-        let tcp = TcpListener::bind(udp.local_addr()?).await?;
-        Ok(Self { udp, tcp })
+        // With port 0, TCP takes the port UDP got; another process may hold it for TCP, so
+        // try a few ports.
+        let attempts = if address.port() == 0 { 16 } else { 1 };
+        let mut last_error = None;
+        for _ in 0..attempts {
+            let udp = UdpSocket::bind(address).await?;
+            match TcpListener::bind(udp.local_addr()?).await {
+                Ok(tcp) => return Ok(Self { udp, tcp }),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| std::io::Error::other("no port for UDP and TCP")))
     }
 
     /// The bound address.
@@ -45,11 +53,12 @@ impl DnsListeners {
         metrics: Arc<DnsMetrics>,
     ) -> anyhow::Result<()> {
         info!(address = %self.local_addr()?, "serving DNS over UDP and TCP");
-        let mut udp = Server::new(handler.clone());
-        udp.register_socket(self.udp);
+        let handler = Arc::new(handler);
         tokio::select! {
-            result = udp.block_until_done() => result.map_err(|e| anyhow::anyhow!("UDP: {e}")),
-            result = tcp::serve(self.tcp, Arc::new(handler), tcp_limits, metrics) => {
+            result = udp::serve(self.udp, Arc::clone(&handler)) => {
+                result.map_err(|e| anyhow::anyhow!("UDP: {e}"))
+            }
+            result = tcp::serve(self.tcp, handler, tcp_limits, metrics) => {
                 result.map_err(|e| anyhow::anyhow!("TCP: {e}"))
             }
         }
