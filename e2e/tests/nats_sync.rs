@@ -132,6 +132,7 @@ async fn big_zones_small_deltas_bad_messages_resync_and_a_corrupt_local_snapshot
         ensure!(v1.record_count > 200_000, "{} records", v1.record_count);
         let size = v1.snapshot(1).encode()?.len();
         ensure!(size > 1024 * 1024, "the snapshot is only {size} bytes");
+        eprintln!("snapshot of {} records: {size} bytes", v1.record_count);
         publisher.publish(&version(v1, 1, None)).await?;
 
         let snapshot_dir = dir.join("snapshot");
@@ -169,6 +170,10 @@ async fn big_zones_small_deltas_bad_messages_resync_and_a_corrupt_local_snapshot
         let last = stream
             .get_last_raw_message_by_subject(&layout.event_subject("big.example."))
             .await?;
+        eprintln!(
+            "a one-record change: a {}-byte delta event",
+            last.payload.len()
+        );
         ensure!(
             last.payload.len() < 1024,
             "the delta event is {} bytes",

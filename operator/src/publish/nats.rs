@@ -8,7 +8,11 @@
 //!   else an announcement that sends pods to the object store. A retraction on deletion.
 //!
 //! Events carry `Nats-Msg-Id: <zone>@<serial>`, so a repeated publish within the stream's
-//! duplicate window is stored once; pods key on (zone, serial) in any case.
+//! duplicate window is stored once; pods key on (zone, serial) in any case. Each event also
+//! expects the stream sequence of this publisher's previous event on the subject
+//! (`Nats-Expected-Last-Subject-Sequence`): if another replica wrote in between, the
+//! publish fails, the publisher forgets its cached base version, and the reconcile retries
+//! from fresh state.
 
 use std::{
     collections::HashMap,
@@ -69,6 +73,9 @@ pub struct NatsPublisher {
     last: Mutex<HashMap<String, Arc<Snapshot>>>,
     /// Versions known to be in the store (object name → serial and digest).
     confirmed: Mutex<HashMap<String, (u32, Vec<u8>)>>,
+    /// The stream sequence of this publisher's last event per subject: the next event
+    /// expects it, so a write by anyone else in between fails instead of interleaving.
+    sequences: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for NatsPublisher {
@@ -126,6 +133,7 @@ impl NatsPublisher {
             settings,
             last: Mutex::default(),
             confirmed: Mutex::default(),
+            sequences: Mutex::default(),
         })
     }
 
@@ -195,13 +203,53 @@ impl NatsPublisher {
         if let Some(key) = &self.settings.key {
             headers.insert(SIGNATURE, key.sign(&subject, &payload).as_str());
         }
-        self.jetstream
-            .publish_with_headers(subject, headers, payload.into())
+        let expected = self
+            .sequences
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&subject)
+            .copied();
+        if let Some(sequence) = expected {
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                sequence.to_string().as_str(),
+            );
+        }
+        let acked = match self
+            .jetstream
+            .publish_with_headers(subject.clone(), headers, payload.into())
             .await
-            .map_err(|e| failed("publishing the event")(e.to_string()))?
-            .await
-            .map_err(|e| failed("publishing the event")(e.to_string()))?;
-        Ok(())
+        {
+            Ok(ack) => ack.await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let mut sequences = self
+            .sequences
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match acked {
+            Ok(ack) => {
+                sequences.insert(subject, ack.sequence);
+                Ok(())
+            }
+            Err(e) => {
+                // Someone else may have written this zone's events (a deposed or new
+                // leader): forget what this publisher believed, and let the retry start
+                // from fresh state.
+                sequences.remove(&subject);
+                drop(sequences);
+                let name = self.layout.object_name(origin);
+                self.last
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&name);
+                self.confirmed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&name);
+                Err(failed("publishing the event")(e))
+            }
+        }
     }
 
     /// The event for a version: a delta if the previous version is known and the delta is
