@@ -413,7 +413,9 @@ demo() {
   "$kubectl" apply -f "$repo/crds/" >&2
   "$kubectl" wait --for=condition=Established crd/zones.dns.zonefleet.io crd/records.dns.zonefleet.io >&2
   if ! live_pid "$pids/operator.pid" >/dev/null; then
-    RUST_LOG=${RUST_LOG:-info} start_process operator "$repo/target/$cargo_profile/zonefleet-operator" \
+    RUST_LOG=${RUST_LOG:-info} NATS_URL="nats://$host_ip:$nats_port" NATS_USER=zonefleet \
+      NATS_PASSWORD="$(cat "$state/nats-password")" \
+      start_process operator "$repo/target/$cargo_profile/zonefleet-operator" \
       --no-leader-election --metrics-address "127.0.0.1:${ZONEFLEET_OPERATOR_METRICS_PORT:-28080}"
   fi
   "$kubectl" create namespace demo --dry-run=client -o yaml | "$kubectl" apply -f - >&2

@@ -99,7 +99,8 @@ impl OperatorProcess {
         Self::start_with(env, lease_namespace, identity, &[])
     }
 
-    /// [`OperatorProcess::start`] with extra environment variables (e.g. NATS settings).
+    /// [`OperatorProcess::start`] with extra environment variables (e.g. NATS settings;
+    /// without them the operator only logs its versions).
     pub fn start_with(
         env: &ClusterEnv,
         lease_namespace: &str,
@@ -130,6 +131,8 @@ impl OperatorProcess {
                 std::env::var("ZONEFLEET_E2E_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
             )
             .env("NO_COLOR", "1")
+            // NATS only when the test asks for it (the runner's environment may name one).
+            .env_remove("NATS_URL")
             .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
