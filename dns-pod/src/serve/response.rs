@@ -69,7 +69,7 @@ fn zone_for<'z>(
 ) -> Option<&'z Arc<ServedZone>> {
     let zone = zones.find(qname)?;
     if qtype == RecordType::DS
-        && zone.origin().eq_ignore_root_case(qname)
+        && zone.origin().eq_ignore_root(qname)
         && !qname.is_root()
         && let Some(parent) = zones.find(&qname.base_name())
     {

@@ -263,7 +263,7 @@ impl Follower {
             Ok(_) => return Err(SyncError::Malformed("the object is not a snapshot".into())),
             Err(e) => return Err(SyncError::Malformed(e.to_string())),
         };
-        if !snapshot.origin.eq_ignore_root_case(origin) {
+        if !snapshot.origin.eq_ignore_root(origin) {
             return Err(SyncError::Malformed(format!(
                 "the object {name} holds the zone {}",
                 snapshot.origin

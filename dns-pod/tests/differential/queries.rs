@@ -5,7 +5,8 @@
 //! names below wildcards, below delegations and below empty non-terminals) are asked for
 //! [`NX_QTYPES`]; names outside every served zone are asked for [`OUT_OF_ZONE_QTYPES`] and
 //! must be REFUSED. Each question name gets a case variant from a seeded generator, so the
-//! same queries (byte for byte) are sent on every run.
+//! same queries (byte for byte) are sent on every run; existing names are asked in upper
+//! case as well.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -15,7 +16,7 @@ use hickory_proto::rr::{Name, RecordType};
 use crate::zones::ZoneSet;
 
 /// The types asked at every existing name.
-pub const QTYPES: [RecordType; 12] = [
+pub const QTYPES: [RecordType; 17] = [
     RecordType::A,
     RecordType::AAAA,
     RecordType::CNAME,
@@ -27,6 +28,11 @@ pub const QTYPES: [RecordType; 12] = [
     RecordType::CAA,
     RecordType::DS,
     RecordType::SOA,
+    RecordType::TLSA,
+    RecordType::SSHFP,
+    RecordType::NAPTR,
+    RecordType::SVCB,
+    RecordType::HTTPS,
     RecordType::ANY,
 ];
 
@@ -112,22 +118,30 @@ impl fmt::Display for QuerySpec {
 pub fn generate(zones: &ZoneSet) -> Vec<QuerySpec> {
     let mut questions = Vec::new();
     for name in zones.existing_names() {
-        questions.extend(QTYPES.iter().map(|&qtype| (name.clone(), qtype, false)));
+        questions.extend(
+            QTYPES
+                .iter()
+                .map(|&qtype| (name.clone(), qtype, false, true)),
+        );
     }
     for name in generated_names(zones) {
-        questions.extend(NX_QTYPES.iter().map(|&qtype| (name.clone(), qtype, false)));
+        questions.extend(
+            NX_QTYPES
+                .iter()
+                .map(|&qtype| (name.clone(), qtype, false, false)),
+        );
     }
     for name in out_of_zone_names(zones) {
         questions.extend(
             OUT_OF_ZONE_QTYPES
                 .iter()
-                .map(|&qtype| (name.clone(), qtype, true)),
+                .map(|&qtype| (name.clone(), qtype, true, false)),
         );
     }
 
     let mut rng = SplitMix64(SEED);
     let mut specs = Vec::new();
-    for (index, (name, qtype, out_of_zone)) in questions.into_iter().enumerate() {
+    for (index, (name, qtype, out_of_zone, existing)) in questions.into_iter().enumerate() {
         let spec = QuerySpec {
             name: recase(&name, &mut rng),
             qtype,
@@ -147,9 +161,23 @@ pub fn generate(zones: &ZoneSet) -> Vec<QuerySpec> {
                 ..spec.clone()
             });
         }
+        if existing {
+            // Every existing name is also asked in upper case: zone membership, zone cuts and
+            // the parent side of DS must not depend on the case asked.
+            specs.push(QuerySpec {
+                name: upper(&name),
+                ..spec.clone()
+            });
+        }
         specs.push(spec);
     }
     specs
+}
+
+/// `name` in upper case.
+fn upper(name: &Name) -> Name {
+    let labels = name.iter().map(<[u8]>::to_ascii_uppercase);
+    Name::from_labels(labels.collect::<Vec<_>>()).expect("an upper-cased name is valid")
 }
 
 /// Names derived from the zones that mostly do not exist: a child and a sibling of every
