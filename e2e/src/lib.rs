@@ -7,9 +7,11 @@
 //! - [`operator`]: running the operator and installing the CRDs for tests;
 //! - [`nats`]: a NATS server a test owns, to stop and start;
 //! - [`dig`]: asking DNS servers with `dig`;
-//! - [`dns_pod`]: a dns-pod run as a plain child process.
+//! - [`dns_pod`]: a dns-pod run as a plain child process;
+//! - [`dns_fleet`]: dns-pod Pods and their Service, for the process kubelet.
 
 pub mod dig;
+pub mod dns_fleet;
 pub mod dns_pod;
 pub mod harness;
 pub mod http;

@@ -17,6 +17,7 @@ use tokio::sync::Mutex;
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
     dig::dig,
+    dns_fleet::{self, ADMIN_PORT, DNS_PORT},
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     http,
     nats::NatsServer,
@@ -24,8 +25,6 @@ use zonefleet_e2e::{
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-const DNS_PORT: u16 = 5353;
-const ADMIN_PORT: u16 = 8080;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 async fn apply<K>(api: &Api<K>, manifest: &Value) -> anyhow::Result<K>
@@ -52,38 +51,15 @@ fn record(name: &str, owner: &str, kind: &str, values: &[&str]) -> Value {
 
 /// A dns-pod following `nats`, with its local snapshot in a directory of the test's.
 fn dns_pod(ns: &TestNamespace, name: &str, nats: &NatsServer, prefix: &str) -> anyhow::Result<Pod> {
-    let label = ns.env.var("ZONEFLEET_POD_LABEL")?;
-    let (key, value) = label.split_once('=').context("ZONEFLEET_POD_LABEL")?;
     let snapshot_dir = ns.env.dir()?.join("snapshots").join(&ns.name).join(name);
-    let mut env: Vec<Value> = nats
-        .client_env(prefix)
-        .into_iter()
-        .map(|(name, value)| json!({"name": name, "value": value}))
-        .collect();
-    env.push(
-        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
-    );
-    env.push(json!({"name": "RUST_LOG", "value": "info"}));
-    Ok(serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {key: value, "app": "dns"}},
-        "spec": {
-            "terminationGracePeriodSeconds": 5,
-            "containers": [{
-                "name": "dns",
-                "image": "ghcr.io/zonefleet/dns-pod:latest",
-                "args": ["--listen", format!("0.0.0.0:{DNS_PORT}"),
-                         "--admin-address", format!("0.0.0.0:{ADMIN_PORT}"),
-                         "--snapshot-dir", snapshot_dir.display().to_string()],
-                "ports": [{"name": "dns-udp", "containerPort": DNS_PORT, "protocol": "UDP"},
-                          {"name": "admin", "containerPort": ADMIN_PORT}],
-                "env": env,
-                "readinessProbe": {
-                    "httpGet": {"path": "/readyz", "port": "admin"},
-                    "periodSeconds": 1, "failureThreshold": 1,
-                },
-            }],
-        },
-    }))?)
+    dns_fleet::dns_pod(
+        ns.env.var("ZONEFLEET_POD_LABEL")?,
+        name,
+        "dns",
+        &nats.client_env(prefix),
+        &snapshot_dir,
+        1,
+    )
 }
 
 fn ready_ip(pod: &Pod) -> Option<std::net::IpAddr> {

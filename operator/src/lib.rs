@@ -12,6 +12,7 @@
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod fleet;
 pub mod leader;
 pub mod metrics;
 pub mod publish;

@@ -10,7 +10,7 @@ use clap::Parser;
 use prometheus_client::registry::Registry;
 use zonefleet_operator::{
     config::{Args, LogFormat},
-    controller::{self, ControllerSettings},
+    controller::{self, ControllerSettings, FleetHealth},
     leader::{self, LeaseSettings},
     metrics::Metrics,
     publish::{LogPublisher, NatsPublisher, NatsSettings, ZonePublisher},
@@ -75,16 +75,12 @@ async fn main() -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => return Ok(()),
     }
     tracing::info!(%identity, "leading: starting the controllers");
-    let settings = ControllerSettings {
-        reporter: "zonefleet-operator".into(),
-        instance: Some(identity.clone()),
-        resync: args.resync(),
-        concurrency: args.concurrency,
-    };
-    let publisher: Arc<dyn ZonePublisher> = match &args.nats.url {
+    let (publisher, fleet): (Arc<dyn ZonePublisher>, _) = match &args.nats.url {
         None => {
-            tracing::warn!("no NATS URL: zone versions are logged, not distributed");
-            Arc::new(LogPublisher)
+            tracing::warn!(
+                "no NATS URL: zone versions are logged, not distributed, and DNS pods are not checked"
+            );
+            (Arc::new(LogPublisher), None)
         }
         Some(url) => {
             let layout = args.nats.layout()?;
@@ -102,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
                 ..NatsSettings::default()
             };
             // NATS may be down at start: keep trying, as the reconciles would.
-            loop {
+            let publisher = loop {
                 match NatsPublisher::open(nats.clone(), layout.clone(), settings.clone()).await {
                     Ok(publisher) => break Arc::new(publisher),
                     Err(e) => {
@@ -110,8 +106,20 @@ async fn main() -> anyhow::Result<()> {
                         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                     }
                 }
-            }
+            };
+            let fleet = (!args.no_fleet_health).then(|| FleetHealth {
+                settings: args.fleet(layout.clone()),
+                nats: nats.clone(),
+            });
+            (publisher, fleet)
         }
+    };
+    let settings = ControllerSettings {
+        reporter: "zonefleet-operator".into(),
+        instance: Some(identity.clone()),
+        resync: args.resync(),
+        concurrency: args.concurrency,
+        fleet,
     };
     let controllers = tokio::spawn(controller::run(
         client,

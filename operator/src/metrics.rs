@@ -31,6 +31,46 @@ pub struct VerdictLabels {
     pub reason: &'static str,
 }
 
+/// Labels of one zone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneLabels {
+    /// The Zone, `namespace/name`.
+    pub zone: String,
+}
+
+/// Labels of an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok`, `error` or `timeout`.
+    pub result: &'static str,
+}
+
+/// Labels of an error kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorKindLabels {
+    /// The kind, e.g. `timeout`.
+    pub kind: &'static str,
+}
+
+/// The fleet health checker's metrics.
+#[derive(Debug)]
+pub struct FleetMetrics {
+    /// Ready pods that do not serve a zone's latest version, per zone.
+    pub out_of_sync: Family<ZoneLabels, Gauge>,
+    /// (pod, zone) pairs out of sync, in total.
+    pub out_of_sync_total: Gauge,
+    /// Re-sync requests sent, by result.
+    pub resyncs: Family<ResultLabels, Counter>,
+    /// Time from a publish until every ready pod serves it.
+    pub propagation: Histogram,
+    /// Duration of a full sweep.
+    pub sweep_duration: Histogram,
+    /// Failed checks, by kind.
+    pub check_errors: Family<ErrorKindLabels, Counter>,
+    /// Ready DNS pods.
+    pub pods: Gauge,
+}
+
 /// Every metric the operator exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -46,6 +86,8 @@ pub struct Metrics {
     pub publish_duration: Histogram,
     /// Zone versions published.
     pub published_versions: Counter,
+    /// Fleet health.
+    pub fleet: FleetMetrics,
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -65,6 +107,15 @@ impl Metrics {
             records: Family::default(),
             publish_duration: Histogram::new(duration_buckets()),
             published_versions: Counter::default(),
+            fleet: FleetMetrics {
+                out_of_sync: Family::default(),
+                out_of_sync_total: Gauge::default(),
+                resyncs: Family::default(),
+                propagation: Histogram::new(duration_buckets()),
+                sweep_duration: Histogram::new(duration_buckets()),
+                check_errors: Family::default(),
+                pods: Gauge::default(),
+            },
         };
         let r = registry.sub_registry_with_prefix("zonefleet_operator");
         r.register(
@@ -93,6 +144,38 @@ impl Metrics {
             "Zone versions published",
             metrics.published_versions.clone(),
         );
+        let fleet = &metrics.fleet;
+        r.register(
+            "pods_out_of_sync",
+            "Ready DNS pods that do not serve the zone's latest version",
+            fleet.out_of_sync.clone(),
+        );
+        r.register(
+            "pods_out_of_sync_total",
+            "(pod, zone) pairs out of sync",
+            fleet.out_of_sync_total.clone(),
+        );
+        r.register(
+            "resync_requests",
+            "Re-sync requests sent to DNS pods, by result",
+            fleet.resyncs.clone(),
+        );
+        r.register(
+            "propagation_seconds",
+            "Time from publishing a version until every ready DNS pod serves it",
+            fleet.propagation.clone(),
+        );
+        r.register(
+            "sweep_duration_seconds",
+            "Duration of a full check of every pod and zone",
+            fleet.sweep_duration.clone(),
+        );
+        r.register(
+            "check_errors",
+            "Failed pod checks, by kind",
+            fleet.check_errors.clone(),
+        );
+        r.register("dns_pods", "Ready DNS pods", fleet.pods.clone());
         metrics
     }
 

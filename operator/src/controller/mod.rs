@@ -61,6 +61,11 @@ pub struct Context {
     pub published: Mutex<HashMap<ObjectKey, PublishedVersion>>,
     /// Per-zone Record tallies, for the gauges.
     pub tallies: Mutex<HashMap<ObjectKey, BTreeMap<&'static str, i64>>>,
+    /// Pods the fleet health checker could not repair, per zone (pod → what is wrong): the
+    /// Zone's `Degraded` condition says so.
+    pub fleet_problems: Mutex<HashMap<ObjectKey, BTreeMap<String, String>>>,
+    /// Where publishes are announced to the fleet health checker, if it runs.
+    pub publish_notices: Option<tokio::sync::mpsc::UnboundedSender<crate::fleet::PublishNotice>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -180,6 +185,15 @@ pub fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Actio
     }
 }
 
+/// The fleet health checker's part: its settings and its NATS connection.
+#[derive(Clone, Debug)]
+pub struct FleetHealth {
+    /// How it runs.
+    pub settings: crate::fleet::FleetSettings,
+    /// Where re-sync requests go.
+    pub nats: async_nats::Client,
+}
+
 /// The settings the controllers run with.
 #[derive(Clone, Debug)]
 pub struct ControllerSettings {
@@ -191,6 +205,8 @@ pub struct ControllerSettings {
     pub resync: Duration,
     /// How many Zones (and, apart, Records) are reconciled at once.
     pub concurrency: u16,
+    /// The fleet health checker, if the DNS pods are to be checked.
+    pub fleet: Option<FleetHealth>,
 }
 
 /// Runs the Zone and Record controllers until shutdown.
@@ -207,10 +223,11 @@ pub async fn run(
     leading: watch::Receiver<bool>,
     settings: ControllerSettings,
 ) {
-    let (zone_store, [zone_changes]) =
-        shared_watch(Api::<DeserializeGuard<Zone>>::all(client.clone()), |_| {
-            [true]
-        });
+    let mut zone_filter = ZoneFilter::default();
+    let (zone_store, [zone_changes]) = shared_watch(
+        Api::<DeserializeGuard<Zone>>::all(client.clone()),
+        move |event| [zone_filter.wants(event)],
+    );
     let record_index = Arc::new(std::sync::RwLock::new(index::RecordIndex::default()));
     let mut feeder = IndexFeeder {
         shared: record_index.clone(),
@@ -238,7 +255,11 @@ pub async fn run(
         controller: settings.reporter.clone(),
         instance: settings.instance.clone(),
     };
+    let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (reconcile_tx, reconcile_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectKey>();
     let ctx = Arc::new(Context {
+        fleet_problems: Mutex::new(HashMap::new()),
+        publish_notices: settings.fleet.as_ref().map(|_| notices_tx),
         client: client.clone(),
         publisher,
         metrics,
@@ -251,6 +272,18 @@ pub async fn run(
         tallies: Mutex::new(HashMap::new()),
     });
 
+    let checker = settings.fleet.clone().map(|fleet| {
+        tokio::spawn(crate::fleet::run(
+            ctx.clone(),
+            fleet.nats,
+            fleet.settings,
+            notices_rx,
+            reconcile_tx,
+        ))
+    });
+    let fleet_triggers = tokio_stream_of(reconcile_rx).map(|key: ObjectKey| {
+        ObjectRef::<DeserializeGuard<Zone>>::new(&key.name).within(&key.namespace)
+    });
     let resync = futures::stream::unfold((), move |()| async move {
         tokio::time::sleep(settings.resync).await;
         Some(((), ()))
@@ -258,6 +291,7 @@ pub async fn run(
     let zone_loop = Controller::for_stream(zone_changes, zone_store)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .watches_stream(record_zone_triggers, zone_of_record)
+        .reconcile_on(fleet_triggers)
         .reconcile_all_on(resync)
         .run(zone::reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
@@ -274,6 +308,46 @@ pub async fn run(
             }
         });
     tokio::join!(zone_loop, record_loop);
+    if let Some(checker) = checker {
+        checker.abort();
+    }
+}
+
+/// A stream of what arrives on a channel.
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Decides which Zone changes need a reconcile: new or deleted Zones, a new spec
+/// (generation), finalizers added or removed, and deletion starting. Status writes (the
+/// controller's own, or the fleet health checker's) do not.
+#[derive(Default)]
+struct ZoneFilter {
+    seen: HashMap<ObjectKey, (Option<i64>, Vec<String>, bool)>,
+}
+
+impl ZoneFilter {
+    fn wants(&mut self, event: &watcher::Event<DeserializeGuard<Zone>>) -> bool {
+        match event {
+            watcher::Event::Apply(zone) | watcher::Event::InitApply(zone) => {
+                let meta = zone.meta();
+                let state = (
+                    meta.generation,
+                    meta.finalizers.clone().unwrap_or_default(),
+                    meta.deletion_timestamp.is_some(),
+                );
+                // A Zone that does not deserialize has no generation we can trust: always.
+                zone.0.is_err() || self.seen.insert(key_of(zone), state.clone()) != Some(state)
+            }
+            watcher::Event::Delete(zone) => {
+                self.seen.remove(&key_of(zone));
+                true
+            }
+            watcher::Event::Init | watcher::Event::InitDone => false,
+        }
+    }
 }
 
 /// A change stream handed to a controller.

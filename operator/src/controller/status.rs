@@ -127,12 +127,43 @@ pub fn decide_version(
     }
 }
 
+/// True if `current` already says what `desired` says, looking only at the fields the
+/// Zone controller writes: the fleet health checker owns `servers` and the `Synced`
+/// condition.
+pub fn zone_status_unchanged(current: Option<&ZoneStatus>, desired: &ZoneStatus) -> bool {
+    current.is_some_and(|current| {
+        let mut own = current.clone();
+        own.servers = desired.servers.clone();
+        own.conditions = same_types(&current.conditions, &desired.conditions);
+        own == *desired
+    })
+}
+
+/// True if `current` already says what `desired` says, looking only at the fields the Zone
+/// controller writes: the fleet health checker owns the `Programmed` condition.
+pub fn record_status_unchanged(current: Option<&RecordStatus>, desired: &RecordStatus) -> bool {
+    current.is_some_and(|current| {
+        let mut own = current.clone();
+        own.conditions = same_types(&current.conditions, &desired.conditions);
+        own == *desired
+    })
+}
+
+/// The conditions of `current` whose types `desired` has, in `desired`'s order.
+fn same_types(current: &[Condition], desired: &[Condition]) -> Vec<Condition> {
+    desired
+        .iter()
+        .filter_map(|d| current.iter().find(|c| c.type_ == d.type_).cloned())
+        .collect()
+}
+
 /// The Zone's status after a successful reconcile.
 pub fn zone_status(
     current: Option<&ZoneStatus>,
     generation: Option<i64>,
     assembly: &Assembly,
     serial: u32,
+    fleet_problem: Option<&str>,
     now: Timestamp,
 ) -> ZoneStatus {
     let existing = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
@@ -159,6 +190,8 @@ pub fn zone_status(
             "RecordsRejected",
             format!("{} Records rejected: {}", rejected.len(), list(&rejected)),
         )
+    } else if let Some(problem) = fleet_problem {
+        Desired::yes(kinds::DEGRADED, "ServersNotSynced", problem)
     } else if !assembly.warnings.is_empty() {
         Desired::yes(kinds::DEGRADED, "MissingGlue", assembly.warnings.join("; "))
     } else {
@@ -457,7 +490,7 @@ mod tests {
             namespace_labels: None,
         };
         let assembly = assemble("dns", &spec, &[record("first", 1), record("second", 2)]).unwrap();
-        let status = zone_status(None, Some(4), &assembly, 9, t(0));
+        let status = zone_status(None, Some(4), &assembly, 9, None, t(0));
         assert_eq!(status.serial, Some(9));
         assert_eq!(status.observed_generation, Some(4));
         let degraded = status

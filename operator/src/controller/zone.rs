@@ -56,7 +56,7 @@ async fn reconcile_zone(zone: Arc<Zone>, ctx: &Context) -> Result<Action> {
 }
 
 /// The Records that reference a Zone, through the index, from the shared store.
-fn records_of(ctx: &Context, zone: &ObjectKey) -> Vec<Arc<DeserializeGuard<Record>>> {
+pub(crate) fn records_of(ctx: &Context, zone: &ObjectKey) -> Vec<Arc<DeserializeGuard<Record>>> {
     let keys = ctx
         .record_index
         .read()
@@ -133,6 +133,15 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
             .publish_duration
             .observe(started.elapsed().as_secs_f64());
         ctx.metrics.published_versions.inc();
+        if let Some(notices) = &ctx.publish_notices {
+            let _ = notices.send(crate::fleet::PublishNotice {
+                zone: key.clone(),
+                origin: assembly.zone.origin.to_string(),
+                serial: decision.serial,
+                digest: digest.clone(),
+                at: std::time::Instant::now(),
+            });
+        }
         if let Ok(mut published) = ctx.published.lock() {
             let version = PublishedVersion {
                 serial: decision.serial,
@@ -166,14 +175,16 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
     }
 
     // 7. Status: the Zone's, then each Record's.
+    let fleet_problem = crate::fleet::report::problems_of(ctx, &key);
     let zone_status = status::zone_status(
         zone.status.as_ref(),
         generation,
         &assembly,
         decision.serial,
+        fleet_problem.as_deref(),
         now,
     );
-    if zone.status.as_ref() != Some(&zone_status) {
+    if !status::zone_status_unchanged(zone.status.as_ref(), &zone_status) {
         write_zone_status(ctx, zone, &zone_status, decision.publish).await?;
     }
     write_record_statuses(ctx, &records, &assembly, decision.serial, now).await?;
@@ -219,30 +230,51 @@ async fn namespace_labels(
 }
 
 /// Writes a Zone's status with server-side apply. A status that carries a new serial is
-/// written only if the Zone is unchanged since it was read, so a replica acting on stale
-/// state cannot record a serial over a newer one.
+/// written only if the Zone's serial and spec are unchanged since it was read, so a replica
+/// acting on stale state cannot record a serial over a newer one. Writes by others that
+/// change neither (the fleet health checker's `servers`) only make it try again with the
+/// fresh resourceVersion.
 async fn write_zone_status(
     ctx: &Context,
     zone: &Zone,
     status: &ZoneStatus,
     fenced: bool,
 ) -> Result<()> {
-    ctx.ensure_leading()?;
+    const ATTEMPTS: usize = 5;
     let api: Api<Zone> = Api::namespaced(ctx.client.clone(), &zone.namespace().unwrap_or_default());
-    let mut patch = json!({
-        "apiVersion": Zone::api_version(&()),
-        "kind": Zone::kind(&()),
-        "status": status,
-    });
-    if fenced {
-        patch["metadata"] = json!({"resourceVersion": zone.resource_version()});
+    let base_serial = zone.status.as_ref().and_then(|s| s.serial);
+    let mut resource_version = zone.resource_version();
+    for attempt in 1..=ATTEMPTS {
+        ctx.ensure_leading()?;
+        let mut patch = json!({
+            "apiVersion": Zone::api_version(&()),
+            "kind": Zone::kind(&()),
+            "status": status,
+        });
+        if fenced {
+            patch["metadata"] = json!({"resourceVersion": resource_version});
+        }
+        let written = api
+            .patch_status(
+                &zone.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(patch),
+            )
+            .await;
+        match written {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if fenced && e.code == 409 && attempt < ATTEMPTS => {
+                let current = api.get_status(&zone.name_any()).await?;
+                let same_base = current.status.as_ref().and_then(|s| s.serial) == base_serial
+                    && current.metadata.generation == zone.metadata.generation;
+                if !same_base {
+                    return Err(kube::Error::Api(e).into());
+                }
+                resource_version = current.resource_version();
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    api.patch_status(
-        &zone.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await?;
     Ok(())
 }
 
@@ -268,7 +300,7 @@ async fn write_record_statuses(
                 &record.spec.values,
                 now,
             );
-            (record.status.as_ref() != Some(&desired))
+            (!status::record_status_unchanged(record.status.as_ref(), &desired))
                 .then(|| (record.clone(), verdict.clone(), desired))
         })
         .collect();
@@ -351,7 +383,7 @@ async fn cleanup(zone: &Zone, ctx: &Context) -> Result<Action> {
             &record.spec.values,
             now,
         );
-        if record.status.as_ref() != Some(&desired) {
+        if !status::record_status_unchanged(record.status.as_ref(), &desired) {
             write_record_status(ctx, record, &desired).await?;
         }
     }

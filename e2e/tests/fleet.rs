@@ -1,0 +1,436 @@
+//! Fleet health end to end: three dns-pods behind a Service, found by the operator through
+//! the EndpointSlices the real EndpointSlice controller writes; a pod frozen while changes
+//! are published, a pod fed a tampered snapshot, scaling, and a leader that dies.
+//!
+//! The test owns its NATS server; its operators watch every namespace, so the tests of this
+//! file run one at a time.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use anyhow::{Context, ensure};
+use async_nats::jetstream::object_store::ObjectMetadata;
+use k8s_openapi::api::{
+    core::v1::{Pod, Service},
+    events::v1::Event,
+};
+use kube::{
+    Api,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::{Value, json};
+use tokio::{io::AsyncReadExt, sync::Mutex, time::Instant};
+use zonefleet_api::{Record, Zone};
+use zonefleet_e2e::{
+    dig::dig,
+    dns_fleet::{self, DNS_PORT},
+    harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
+    nats::NatsServer,
+    operator::{OperatorProcess, TEST_MANAGER, install_crds},
+};
+use zonefleet_nats::{Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, ResyncReply};
+use zonefleet_wire::Message;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+async fn apply<K>(api: &Api<K>, manifest: &Value) -> anyhow::Result<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
+    Ok(api
+        .patch(
+            name,
+            &PatchParams::apply(TEST_MANAGER),
+            &Patch::Apply(manifest),
+        )
+        .await?)
+}
+
+fn record(name: &str, owner: &str, kind: &str, values: &[&str]) -> Value {
+    json!({
+        "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Record",
+        "metadata": {"name": name},
+        "spec": {"zoneRef": {"name": "fleet"}, "name": owner, "type": kind, "values": values},
+    })
+}
+
+struct Fleet {
+    ns: TestNamespace,
+    nats: NatsServer,
+    prefix: String,
+    zones: Api<Zone>,
+    records: Api<Record>,
+    pods: Api<Pod>,
+}
+
+impl Fleet {
+    fn operator_env(&self) -> Vec<(String, String)> {
+        let mut env = self.nats.client_env(&self.prefix);
+        env.push(("ZONEFLEET_DNS_SERVICE".into(), "dns".into()));
+        env.push(("ZONEFLEET_SWEEP_SECONDS".into(), "3".into()));
+        env.push(("ZONEFLEET_RESYNC_ATTEMPTS".into(), "3".into()));
+        env
+    }
+
+    async fn add_pod(&self, name: &str) -> anyhow::Result<()> {
+        let snapshot_dir = self
+            .ns
+            .env
+            .dir()?
+            .join("snapshots")
+            .join(&self.ns.name)
+            .join(name);
+        // A frozen pod must stay a ready endpoint for a while, so the checker sees it.
+        let pod = dns_fleet::dns_pod(
+            self.ns.env.var("ZONEFLEET_POD_LABEL")?,
+            name,
+            "dns",
+            &self.nats.client_env(&self.prefix),
+            &snapshot_dir,
+            60,
+        )?;
+        self.pods.create(&PostParams::default(), &pod).await?;
+        Ok(())
+    }
+
+    fn pid_of(&self, pod: &str) -> anyhow::Result<Pid> {
+        let file = self
+            .ns
+            .env
+            .dir()?
+            .join("pods")
+            .join(format!("{}_{pod}_dns.pid", self.ns.name));
+        let pid: i32 = std::fs::read_to_string(&file)?
+            .split_whitespace()
+            .next()
+            .context("a pid")?
+            .parse()?;
+        Ok(Pid::from_raw(pid))
+    }
+
+    async fn pod_ip(&self, pod: &str) -> anyhow::Result<std::net::IpAddr> {
+        let pod = self.pods.get(pod).await?;
+        Ok(pod
+            .status
+            .and_then(|s| s.pod_ip)
+            .context("a pod address")?
+            .parse()?)
+    }
+
+    /// Waits for the Zone's `servers` and `Synced` to show `summary` at the current serial.
+    async fn wait_synced(&self, summary: &str) -> anyhow::Result<Zone> {
+        wait_for_object(
+            &self.zones,
+            "fleet",
+            &format!("Synced {summary}"),
+            TIMEOUT,
+            |zone| {
+                let Some(status) = &zone.status else {
+                    return false;
+                };
+                let servers_ok = status
+                    .servers
+                    .as_ref()
+                    .is_some_and(|s| s.summary == summary);
+                let serial = status.serial.unwrap_or_default();
+                let synced = status.conditions.iter().any(|c| {
+                    c.type_ == "Synced"
+                        && c.status == "True"
+                        && c.message.contains(&format!("serve serial {serial}"))
+                });
+                servers_ok && synced
+            },
+        )
+        .await
+    }
+
+    async fn serial(&self) -> anyhow::Result<u32> {
+        Ok(self
+            .zones
+            .get("fleet")
+            .await?
+            .status
+            .and_then(|s| s.serial)
+            .unwrap_or_default())
+    }
+
+    async fn wait_serial_after(&self, serial: u32) -> anyhow::Result<u32> {
+        let zone = wait_for_object(&self.zones, "fleet", "a newer serial", TIMEOUT, |z| {
+            z.status
+                .as_ref()
+                .and_then(|s| s.serial)
+                .is_some_and(|s| s != serial)
+        })
+        .await?;
+        Ok(zone.status.and_then(|s| s.serial).unwrap_or_default())
+    }
+
+    /// Events about the Zone, as `reason: note`.
+    async fn events(&self) -> anyhow::Result<Vec<String>> {
+        let events: Api<Event> = Api::namespaced(self.ns.client.clone(), &self.ns.name);
+        Ok(events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding
+                    .as_ref()
+                    .is_some_and(|r| r.kind.as_deref() == Some("Zone"))
+            })
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
+    async fn wait_event(&self, reason: &str, pod: &str) -> anyhow::Result<String> {
+        let prefix = format!("{reason}: ");
+        wait_until(
+            &format!("a {reason} Event naming {pod}"),
+            TIMEOUT,
+            || async {
+                Ok(self
+                    .events()
+                    .await?
+                    .into_iter()
+                    .find(|e| e.starts_with(&prefix) && e.contains(pod)))
+            },
+        )
+        .await
+    }
+}
+
+/// Every scenario of fleet health, in order, on one fleet.
+#[tokio::test]
+async fn the_checker_counts_repairs_and_follows_the_fleet() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    with_test_namespace("fleet", |ns| async move {
+        install_crds(&ns.client).await?;
+        let nats = NatsServer::start(&ns.env, &ns.name).await?;
+        let prefix = format!("e2e-{}", ns.name);
+        let fleet = Fleet {
+            zones: Api::namespaced(ns.client.clone(), &ns.name),
+            records: Api::namespaced(ns.client.clone(), &ns.name),
+            pods: Api::namespaced(ns.client.clone(), &ns.name),
+            ns,
+            nats,
+            prefix,
+        };
+        let services: Api<Service> = Api::namespaced(fleet.ns.client.clone(), &fleet.ns.name);
+        services
+            .create(
+                &PostParams::default(),
+                &dns_fleet::dns_service("dns", "dns")?,
+            )
+            .await?;
+        let mut leader = OperatorProcess::start_with(
+            &fleet.ns.env,
+            &fleet.ns.name,
+            "fleet-a",
+            &fleet.operator_env(),
+        )?;
+        for pod in ["dns-a", "dns-b", "dns-c"] {
+            fleet.add_pod(pod).await?;
+        }
+
+        // 1. A Zone and Records: Synced 3/3 in `kubectl get zones`, every Record Programmed.
+        apply(&fleet.zones, &json!({
+            "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Zone",
+            "metadata": {"name": "fleet"},
+            "spec": {"domain": "fleet.example",
+                     "nameServers": [{"name": "ns1.fleet.example", "addresses": ["192.0.2.53"]}]},
+        }))
+        .await?;
+        apply(&fleet.records, &record("www", "www", "A", &["192.0.2.10"])).await?;
+        apply(&fleet.records, &record("txt", "info", "TXT", &["\"one\""])).await?;
+        fleet.wait_synced("3/3").await?;
+        let kubectl = std::process::Command::new("bash")
+            .arg(zonefleet_e2e::operator::repo_dir().join("e2e/tools.sh"))
+            .args(["path", "kubectl"])
+            .output()?;
+        let kubectl = std::process::Command::new(String::from_utf8(kubectl.stdout)?.trim())
+            .args(["get", "zones", "-n", &fleet.ns.name])
+            .env("KUBECONFIG", fleet.ns.env.var("KUBECONFIG")?)
+            .output()?;
+        let table = String::from_utf8_lossy(&kubectl.stdout);
+        ensure!(
+            table
+                .lines()
+                .any(|l| l.starts_with("fleet ") && l.contains(" 3/3 ")),
+            "kubectl get zones:\n{table}"
+        );
+        for name in ["www", "txt"] {
+            wait_for_object(&fleet.records, name, "Programmed", TIMEOUT, |r| {
+                r.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Programmed" && c.status == "True")
+                })
+            })
+            .await?;
+        }
+
+        // 2. A frozen pod misses two changes: it is seen lagging, re-synced (an Event names
+        // it), and the zone returns to 3/3 once it thaws.
+        let frozen = fleet.pid_of("dns-b")?;
+        kill(frozen, Signal::SIGSTOP)?;
+        let before = fleet.serial().await?;
+        apply(&fleet.records, &record("txt", "info", "TXT", &["\"two\""])).await?;
+        let middle = fleet.wait_serial_after(before).await?;
+        apply(
+            &fleet.records,
+            &record("txt", "info", "TXT", &["\"three\""]),
+        )
+        .await?;
+        let last = fleet.wait_serial_after(middle).await?;
+        let lagging = wait_for_object(&fleet.zones, "fleet", "dns-b lagging", TIMEOUT, |z| {
+            z.status
+                .as_ref()
+                .and_then(|s| s.servers.as_ref())
+                .is_some_and(|s| s.lagging == ["dns-b"] && s.summary == "2/3")
+        })
+        .await;
+        let event = fleet.wait_event("Resync", "dns-b").await;
+        kill(frozen, Signal::SIGCONT)?;
+        lagging?;
+        event?;
+        fleet.wait_synced("3/3").await?;
+        let ip = fleet.pod_ip("dns-b").await?;
+        let answer = dig(SocketAddr::new(ip, DNS_PORT), "info.fleet.example", "TXT").await?;
+        ensure!(
+            answer.answers == ["\"three\""],
+            "dns-b after thawing: {answer:?}"
+        );
+        ensure!(fleet.serial().await? == last);
+
+        // 3. One pod fed a tampered snapshot at the same serial: caught by its digest, and
+        // repaired.
+        let expected_digest = fleet
+            .zones
+            .get("fleet")
+            .await?
+            .status
+            .and_then(|s| s.digest)
+            .context("a digest")?;
+        tamper(&fleet, "dns-c").await?;
+        fleet.wait_event("Resync", "dns-c").await?;
+        let ip = fleet.pod_ip("dns-c").await?;
+        wait_until("dns-c repaired", TIMEOUT, || {
+            let expected_digest = expected_digest.clone();
+            async move {
+                let body = zonefleet_e2e::http::request(
+                    "GET",
+                    SocketAddr::new(ip, dns_fleet::ADMIN_PORT),
+                    "/zones",
+                    Duration::from_secs(2),
+                )
+                .await?
+                .body;
+                Ok(body.contains(&expected_digest).then_some(()))
+            }
+        })
+        .await?;
+        fleet.wait_synced("3/3").await?;
+
+        // 4. Scaling: a fourth pod is checked and counted; removed, it leaves the counts.
+        fleet.add_pod("dns-d").await?;
+        fleet.wait_synced("4/4").await?;
+        fleet.pods.delete("dns-d", &DeleteParams::default()).await?;
+        fleet.wait_synced("3/3").await?;
+
+        // 5. The leader dies: the standby takes the Lease and checks the fleet again.
+        let mut standby = OperatorProcess::start_with(
+            &fleet.ns.env,
+            &fleet.ns.name,
+            "fleet-b",
+            &fleet.operator_env(),
+        )?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        leader.kill().await?;
+        let killed = Instant::now();
+        let before = fleet.serial().await?;
+        apply(&fleet.records, &record("txt", "info", "TXT", &["\"four\""])).await?;
+        fleet.wait_serial_after(before).await?;
+        fleet.wait_synced("3/3").await?;
+        let took = killed.elapsed();
+        eprintln!("the standby checked the fleet {took:?} after the leader died");
+        ensure!(took < Duration::from_secs(40), "the standby took {took:?}");
+        standby.terminate().await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// Feeds `pod` a tampered version of the zone at the same serial: puts it in the snapshot
+/// store, asks only that pod to re-sync, and puts the real snapshot back.
+async fn tamper(fleet: &Fleet, pod: &str) -> anyhow::Result<()> {
+    let client = async_nats::ConnectOptions::new()
+        .user_and_password(fleet.nats.user.clone(), fleet.nats.password.clone())
+        .connect(fleet.nats.url())
+        .await?;
+    let layout = Layout::new(&fleet.prefix)?;
+    let store = async_nats::jetstream::new(client.clone())
+        .get_object_store(layout.snapshot_bucket())
+        .await?;
+    let name = layout.object_name("fleet.example.");
+    let mut object = store.get(&name).await?;
+    let original_info = object.info().clone();
+    let mut original = Vec::new();
+    object.read_to_end(&mut original).await?;
+    let Message::Snapshot(mut snapshot) = zonefleet_wire::decode(&original)? else {
+        anyhow::bail!("the stored object is not a snapshot");
+    };
+    for record in &mut snapshot.records {
+        if let hickory_proto::rr::RData::A(address) = &mut record.data {
+            address.0 = std::net::Ipv4Addr::new(203, 0, 113, 66);
+        }
+    }
+    snapshot.digest = zonefleet_wire::zone_digest(&snapshot.origin, &snapshot.records).to_vec();
+    let tampered = snapshot.encode()?;
+    let put = |bytes: Vec<u8>, metadata: HashMap<String, String>| {
+        let store = store.clone();
+        let name = name.clone();
+        async move {
+            let meta = ObjectMetadata {
+                name,
+                metadata,
+                ..Default::default()
+            };
+            store.put(meta, &mut bytes.as_slice()).await?;
+            anyhow::Ok(())
+        }
+    };
+    let mut metadata = original_info.metadata.clone();
+    metadata.insert(META_DIGEST.into(), zonefleet_wire::hex(&snapshot.digest));
+    put(tampered, metadata).await?;
+    let reply = client
+        .request(
+            layout.resync_subject(pod),
+            serde_json::to_vec(&json!({"zones": ["fleet.example."]}))?.into(),
+        )
+        .await?;
+    let reply: ResyncReply = serde_json::from_slice(&reply.payload)?;
+    ensure!(
+        reply
+            .zones
+            .first()
+            .is_some_and(|z| z.digest == zonefleet_wire::hex(&snapshot.digest)),
+        "{pod} did not take the tampered snapshot: {reply:?}"
+    );
+    let metadata = original_info.metadata;
+    for key in [META_SERIAL, META_DIGEST, META_PUBLISHED_AT] {
+        ensure!(metadata.contains_key(key), "the object has no {key}");
+    }
+    put(original, metadata).await?;
+    Ok(())
+}
