@@ -412,19 +412,91 @@ demo() {
   export KUBECONFIG=$state/admin.kubeconfig
   "$kubectl" apply -f "$repo/crds/" >&2
   "$kubectl" wait --for=condition=Established crd/zones.dns.zonefleet.io crd/records.dns.zonefleet.io >&2
+  "$kubectl" create namespace zonefleet-system --dry-run=client -o yaml | "$kubectl" apply -f - >&2
+  demo_dns_fleet | "$kubectl" apply -n zonefleet-system -f - >&2
   if ! live_pid "$pids/operator.pid" >/dev/null; then
     RUST_LOG=${RUST_LOG:-info} NATS_URL="nats://$host_ip:$nats_port" NATS_USER=zonefleet \
       NATS_PASSWORD="$(cat "$state/nats-password")" \
+      ZONEFLEET_DNS_SERVICE=zonefleet-dns ZONEFLEET_DNS_SERVICE_NAMESPACE=zonefleet-system \
       start_process operator "$repo/target/$cargo_profile/zonefleet-operator" \
       --no-leader-election --metrics-address "127.0.0.1:${ZONEFLEET_OPERATOR_METRICS_PORT:-28080}"
   fi
   "$kubectl" create namespace demo --dry-run=client -o yaml | "$kubectl" apply -f - >&2
   "$kubectl" apply -n demo -f "$repo/examples/example-zone.yaml" >&2
-  wait_for "the example zone to be Ready" 60 operator \
-    bash -c "'$kubectl' get zone example -n demo -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+  "$kubectl" rollout status -n zonefleet-system deployment/zonefleet-dns --timeout=120s >&2
+  wait_for "every DNS pod to serve the example zone" 120 operator \
+    bash -c "'$kubectl' get zone example -n demo -o jsonpath='{.status.conditions[?(@.type==\"Synced\")].status}' | grep -qx True"
   "$kubectl" get zones,records -n demo
+  local pod ip
+  for pod in $("$kubectl" get pods -n zonefleet-system -l app.kubernetes.io/name=zonefleet-dns -o name); do
+    ip=$("$kubectl" get -n zonefleet-system "$pod" -o jsonpath='{.status.podIP}')
+    echo
+    echo "\$ dig @$ip -p 5353 www.example.com A +noall +answer    # ${pod#pod/}"
+    dig @"$ip" -p 5353 www.example.com A +noall +answer
+  done
   log "the operator runs (log $logs/operator.log, metrics http://127.0.0.1:${ZONEFLEET_OPERATOR_METRICS_PORT:-28080}/metrics)"
   log "use it with: eval \"\$(e2e/cluster.sh env)\"; kubectl get zones -A"
+}
+
+# The demo's DNS fleet: the NATS credentials as a Secret, two dns-pods run by the process
+# kubelet (a Deployment), and the headless Service whose EndpointSlices the operator watches.
+demo_dns_fleet() {
+  local label_key=${pod_label%%=*} label_value=${pod_label#*=}
+  cat <<EOF
+apiVersion: v1
+kind: Secret
+metadata:
+  name: zonefleet-nats
+stringData:
+  url: nats://$host_ip:$nats_port
+  user: zonefleet
+  password: $(cat "$state/nats-password")
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: zonefleet-dns
+spec:
+  clusterIP: None
+  selector: {app.kubernetes.io/name: zonefleet-dns}
+  ports:
+    - {name: dns, port: 5353, protocol: UDP, targetPort: dns}
+    - {name: dns-tcp, port: 5353, protocol: TCP, targetPort: dns-tcp}
+    - {name: admin, port: 8080, protocol: TCP, targetPort: admin}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: zonefleet-dns
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app.kubernetes.io/name: zonefleet-dns}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: zonefleet-dns
+        $label_key: "$label_value"
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: dns
+          image: ghcr.io/zonefleet/dns-pod:latest
+          args: ["--listen", "0.0.0.0:5353", "--admin-address", "0.0.0.0:8080",
+                 "--snapshot-dir", "$state/snapshots/demo/\$(POD_NAME)"]
+          env:
+            - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+            - {name: NATS_URL, valueFrom: {secretKeyRef: {name: zonefleet-nats, key: url}}}
+            - {name: NATS_USER, valueFrom: {secretKeyRef: {name: zonefleet-nats, key: user}}}
+            - {name: NATS_PASSWORD, valueFrom: {secretKeyRef: {name: zonefleet-nats, key: password}}}
+          ports:
+            - {name: dns, containerPort: 5353, protocol: UDP}
+            - {name: dns-tcp, containerPort: 5353, protocol: TCP}
+            - {name: admin, containerPort: 8080}
+          readinessProbe:
+            httpGet: {path: /readyz, port: admin}
+            periodSeconds: 2
+EOF
 }
 
 down() {
