@@ -649,8 +649,8 @@ impl Checker {
     }
 }
 
-/// Reads every pod's `/zones`, a bounded number at once.
-async fn list_zones(
+/// Reads every pod's `/zones`, a bounded number at once (the first half of a check).
+pub async fn list_zones(
     http: reqwest::Client,
     admins: Vec<(String, SocketAddr)>,
     wait: Duration,
@@ -669,8 +669,9 @@ async fn list_zones(
         .await
 }
 
-/// Asks every (pod, zone) for the zone's SOA, a bounded number at once.
-async fn ask_soa(
+/// Asks every (pod, zone) for the zone's SOA, a bounded number at once (the second half of a
+/// check).
+pub async fn ask_soa(
     queries: Vec<(String, ObjectKey, Name, SocketAddr)>,
     wait: Duration,
     concurrency: usize,

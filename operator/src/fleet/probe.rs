@@ -51,7 +51,8 @@ pub enum SoaAnswer {
     Refused,
 }
 
-/// Asks `server` for the SOA of `zone`.
+/// Asks `server` for the SOA of `zone`: over UDP (twice if the first datagram gets no
+/// answer), over TCP if both are lost or the answer is truncated.
 pub async fn soa(server: SocketAddr, zone: &Name, wait: Duration) -> Result<SoaAnswer, ProbeError> {
     let id: u16 = rand_id();
     let mut query = Message::new(id, MessageType::Query, OpCode::Query);
@@ -59,7 +60,15 @@ pub async fn soa(server: SocketAddr, zone: &Name, wait: Duration) -> Result<SoaA
     let bytes = query
         .to_vec()
         .map_err(|e| ProbeError::BadAnswer(e.to_string()))?;
-    let response = udp_exchange(server, &bytes, wait).await?;
+    // A datagram can be lost: one more try over UDP, then TCP, all within `wait`.
+    let slice = wait / 3;
+    let response = match udp_exchange(server, &bytes, slice).await {
+        Ok(response) => response,
+        Err(_) => match udp_exchange(server, &bytes, slice).await {
+            Ok(response) => response,
+            Err(_) => tcp_exchange(server, &bytes, slice).await?,
+        },
+    };
     let response = parse(&response, id)?;
     let response = if response.metadata.truncation {
         parse(&tcp_exchange(server, &bytes, wait).await?, id)?
