@@ -558,4 +558,62 @@ mod tests {
         let long = "x".repeat(60);
         assert_eq!(abbreviate(&[long]).chars().count(), 49);
     }
+
+    #[test]
+    fn the_fleet_checkers_fields_do_not_count_as_a_change() {
+        let spec = serde_json::from_value(serde_json::json!({
+            "domain": "example.com", "nameServers": [{"name": "ns.example.net"}],
+        }))
+        .unwrap();
+        let assembly = assemble("dns", &spec, &[]).unwrap();
+        let desired = zone_status(None, Some(1), &assembly, 3, None, t(0));
+        let mut current = desired.clone();
+        current.servers = Some(zonefleet_api::ServerSummary {
+            total: 3,
+            synced: 2,
+            lagging: vec!["dns-b".into()],
+            summary: "2/3".into(),
+        });
+        current.conditions.push(condition(
+            &[],
+            Desired::no("Synced", "ServersLagging", "dns-b serves serial 2"),
+            Some(1),
+            t(0),
+        ));
+        assert!(zone_status_unchanged(Some(&current), &desired));
+        let mut newer = desired.clone();
+        newer.serial = Some(4);
+        assert!(!zone_status_unchanged(Some(&current), &newer));
+        assert!(!zone_status_unchanged(None, &desired));
+    }
+
+    #[test]
+    fn fleet_problems_make_the_zone_degraded() {
+        let spec = serde_json::from_value(serde_json::json!({
+            "domain": "example.com", "nameServers": [{"name": "ns.example.net"}],
+        }))
+        .unwrap();
+        let assembly = assemble("dns", &spec, &[]).unwrap();
+        let status = zone_status(
+            None,
+            Some(1),
+            &assembly,
+            3,
+            Some("pod dns-b still lags"),
+            t(0),
+        );
+        let degraded = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == kinds::DEGRADED)
+            .unwrap();
+        assert_eq!(
+            (
+                degraded.status.as_str(),
+                degraded.reason.as_str(),
+                degraded.message.as_str()
+            ),
+            ("True", "ServersNotSynced", "pod dns-b still lags")
+        );
+    }
 }
