@@ -280,8 +280,9 @@ async fn the_checker_counts_repairs_and_follows_the_fleet() {
             .await?;
         }
 
-        // 2. A frozen pod misses two changes: it is seen lagging, re-synced (an Event names
-        // it), and the zone returns to 3/3 once it thaws.
+        // 2. A frozen pod misses two changes: it is counted as lagging and re-synced (an
+        // Event names it); after the allowed attempts the Zone is Degraded, naming it; once
+        // it thaws the zone returns to 3/3 and is no longer Degraded.
         let frozen = fleet.pid_of("dns-b")?;
         kill(frozen, Signal::SIGSTOP)?;
         let before = fleet.serial().await?;
@@ -301,10 +302,24 @@ async fn the_checker_counts_repairs_and_follows_the_fleet() {
         })
         .await;
         let event = fleet.wait_event("Resync", "dns-b").await;
+        // Still wrong after the allowed attempts (3 here): a Warning naming it, and Degraded.
+        let failed = fleet.wait_event("ResyncFailed", "dns-b").await;
+        let was_degraded = wait_for_object(&fleet.zones, "fleet", "Degraded", TIMEOUT, |z| {
+            degraded(z)
+                .is_some_and(|(status, reason)| status == "True" && reason == "ServersNotSynced")
+        })
+        .await;
         kill(frozen, Signal::SIGCONT)?;
         lagging?;
         event?;
+        failed?;
+        was_degraded?;
         fleet.wait_synced("3/3").await?;
+        wait_for_object(&fleet.zones, "fleet", "no longer Degraded", TIMEOUT, |z| {
+            degraded(z).is_some_and(|(status, _)| status == "False")
+        })
+        .await?;
+        fleet.wait_event("Resynced", "dns-b").await?;
         let ip = fleet.pod_ip("dns-b").await?;
         let answer = dig(SocketAddr::new(ip, DNS_PORT), "info.fleet.example", "TXT").await?;
         ensure!(
@@ -369,6 +384,16 @@ async fn the_checker_counts_repairs_and_follows_the_fleet() {
         Ok(())
     })
     .await;
+}
+
+/// The Zone's `Degraded` condition: status and reason.
+fn degraded(zone: &Zone) -> Option<(String, String)> {
+    zone.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
 /// Feeds `pod` a tampered version of the zone at the same serial: puts it in the snapshot

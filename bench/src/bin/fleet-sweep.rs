@@ -107,7 +107,9 @@ async fn main() -> anyhow::Result<()> {
         binary.display(),
         args.profile
     );
-    let dir: PathBuf = target_dir().join("bench-fleet").join(format!("zones-{}", args.zones));
+    let dir: PathBuf = target_dir()
+        .join("bench-fleet")
+        .join(format!("zones-{}", args.zones));
     let origins = write_zones(&dir, args.zones)?;
     // Every zone file makes the same digest on every pod: take it from the parser the pods use.
     let mut expected = Vec::with_capacity(origins.len());

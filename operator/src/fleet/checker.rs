@@ -73,6 +73,10 @@ struct Checker {
     published: HashMap<ObjectKey, Instant>,
     /// Set by a sweep: every zone's Records are looked at in the next report.
     all_records_due: bool,
+    /// Set when verdicts or endpoints changed since the last report.
+    dirty: bool,
+    /// Where finished re-sync requests report: pod, zones, result.
+    resync_done: mpsc::UnboundedSender<(String, Vec<ObjectKey>, &'static str)>,
 }
 
 /// Runs the checker until the task is dropped. `reconcile` asks the Zone controller to
@@ -90,6 +94,7 @@ pub async fn run(
         .no_proxy()
         .build()
         .unwrap_or_else(|_| reqwest::Client::new());
+    let (resync_done, mut resyncs) = mpsc::unbounded_channel();
     let mut checker = Checker {
         reporter: Reporter::new(ctx.clone(), reconcile, settings.service_namespace.clone()),
         ctx,
@@ -103,6 +108,8 @@ pub async fn run(
         stale: HashMap::new(),
         published: HashMap::new(),
         all_records_due: false,
+        dirty: false,
+        resync_done,
         settings,
     };
     info!(service = %format!("{}/{}", checker.settings.service_namespace, checker.settings.service_name),
@@ -122,6 +129,9 @@ pub async fn run(
                 checker.on_endpoints(endpoints).await;
             }
             Some(notice) = notices.recv() => checker.on_publish(notice).await,
+            Some((pod, keys, result)) = resyncs.recv() => {
+                checker.on_resync_done(pod, keys, result).await;
+            }
             _ = sweep.tick() => checker.sweep().await,
             _ = tick.tick() => checker.follow_up().await,
         }
@@ -245,6 +255,7 @@ impl Checker {
             self.stale.remove(pod);
         }
         self.endpoints = endpoints;
+        self.dirty = true;
         self.ctx
             .metrics
             .fleet
@@ -397,6 +408,7 @@ impl Checker {
                 .or_default()
                 .insert(pod.clone(), verdict.clone());
             if previous.as_ref() != Some(&verdict) {
+                self.dirty = true;
                 let level_info = verdict != Verdict::Synced || previous.is_some();
                 if level_info {
                     info!(%pod, zone = %key, expected = target.expected.serial, seen = ?observed,
@@ -519,7 +531,6 @@ impl Checker {
         if due.is_empty() {
             return;
         }
-        let mut recheck = Vec::new();
         for (pod, keys) in due {
             let mut zones: Vec<String> = keys
                 .iter()
@@ -528,12 +539,15 @@ impl Checker {
             if let Some((_, extra)) = stale.iter().find(|(p, _)| *p == pod) {
                 zones.extend(extra.iter().cloned());
             }
+            let mut sent = Vec::new();
+            let resync_timeout = self.resync_timeout();
             for key in &keys {
                 let Some(repair) = self.repairs.get_mut(&(pod.clone(), key.clone())) else {
                     continue;
                 };
                 repair.attempts += 1;
-                repair.next = now + self.settings.backoff.delay(repair.attempts);
+                // Not due again before this request's answer (or timeout) is in.
+                repair.next = now + self.settings.backoff.delay(repair.attempts) + resync_timeout;
                 let verdict = self.verdicts.get(key).and_then(|v| v.get(&pod)).cloned();
                 let expected = self.targets.get(key).map(|t| t.expected.serial);
                 info!(%pod, zone = %key, ?expected, seen = ?verdict, attempt = repair.attempts,
@@ -548,62 +562,52 @@ impl Checker {
                     self.reporter
                         .resyncing(key, &pod, verdict.as_ref(), expected);
                 }
-                recheck.push((pod.clone(), key.clone()));
+                sent.push(key.clone());
             }
-            let result = self.resync(&pod, zones).await;
-            self.ctx
-                .metrics
-                .fleet
-                .resyncs
-                .get_or_create(&crate::metrics::ResultLabels { result })
-                .inc();
+            // The request runs on its own: a pod that does not answer must not hold up the
+            // checks of the others.
+            let nats = self.nats.clone();
+            let subject = self.settings.layout.resync_subject(&pod);
+            let wait = self.resync_timeout();
+            let done = self.resync_done.clone();
+            tokio::spawn(async move {
+                let result = resync(&nats, subject, &pod, zones, wait).await;
+                let _ = done.send((pod, sent, result));
+            });
         }
-        self.check(recheck).await;
     }
 
-    /// Sends one re-sync request; returns the result label.
-    async fn resync(&self, pod: &str, zones: Vec<String>) -> &'static str {
-        // Many zones: ask for everything at once.
-        let request = if zones.len() > 64 {
-            ResyncRequest::default()
-        } else {
-            ResyncRequest { zones }
-        };
-        let body = match serde_json::to_vec(&request) {
-            Ok(body) => body,
-            Err(_) => return "error",
-        };
-        let subject = self.settings.layout.resync_subject(pod);
-        let reply = tokio::time::timeout(
-            self.settings.query_timeout * 5,
-            self.nats.request(subject, body.into()),
-        )
-        .await;
-        match reply {
-            Err(_) => {
-                warn!(%pod, "re-sync request timed out");
-                "timeout"
+    /// How long a re-sync request may take.
+    fn resync_timeout(&self) -> Duration {
+        self.settings.query_timeout * 5
+    }
+
+    /// A re-sync request came back: count it, and check its pairs again.
+    async fn on_resync_done(&mut self, pod: String, keys: Vec<ObjectKey>, result: &'static str) {
+        self.ctx
+            .metrics
+            .fleet
+            .resyncs
+            .get_or_create(&crate::metrics::ResultLabels { result })
+            .inc();
+        let now = Instant::now();
+        for key in &keys {
+            if let Some(repair) = self.repairs.get_mut(&(pod.clone(), key.clone())) {
+                repair.next = now + self.settings.backoff.delay(repair.attempts);
             }
-            Ok(Err(error)) => {
-                warn!(%pod, %error, "re-sync request failed");
-                "error"
-            }
-            Ok(Ok(message)) => match serde_json::from_slice::<ResyncReply>(&message.payload) {
-                Ok(reply) if reply.errors.is_empty() => "ok",
-                Ok(reply) => {
-                    warn!(%pod, errors = ?reply.errors, "the pod could not re-sync everything");
-                    "error"
-                }
-                Err(error) => {
-                    warn!(%pod, %error, "malformed re-sync reply");
-                    "error"
-                }
-            },
         }
+        let pairs = keys.into_iter().map(|key| (pod.clone(), key)).collect();
+        self.check(pairs).await;
     }
 
     /// Writes what changed: Zone `servers` and `Synced`, Record `Programmed`, gauges.
     async fn report(&mut self) {
+        const RECENT: Duration = Duration::from_secs(10);
+        self.published.retain(|_, at| at.elapsed() < RECENT);
+        if !self.dirty && !self.all_records_due && self.published.is_empty() {
+            return;
+        }
+        self.dirty = false;
         let mut total_out = 0i64;
         let mut summaries = Vec::new();
         for (key, target) in &self.targets {
@@ -638,8 +642,6 @@ impl Checker {
             ));
         }
         self.ctx.metrics.fleet.out_of_sync_total.set(total_out);
-        const RECENT: Duration = Duration::from_secs(10);
-        self.published.retain(|_, at| at.elapsed() < RECENT);
         let records_due: HashSet<ObjectKey> = if std::mem::take(&mut self.all_records_due) {
             self.targets.keys().cloned().collect()
         } else {
@@ -684,6 +686,48 @@ pub async fn ask_soa(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await
+}
+
+/// Sends one re-sync request; returns the result label.
+async fn resync(
+    nats: &async_nats::Client,
+    subject: String,
+    pod: &str,
+    zones: Vec<String>,
+    wait: Duration,
+) -> &'static str {
+    // Many zones: ask for everything at once.
+    let request = if zones.len() > 64 {
+        ResyncRequest::default()
+    } else {
+        ResyncRequest { zones }
+    };
+    let body = match serde_json::to_vec(&request) {
+        Ok(body) => body,
+        Err(_) => return "error",
+    };
+    let reply = tokio::time::timeout(wait, nats.request(subject, body.into())).await;
+    match reply {
+        Err(_) => {
+            warn!(%pod, "re-sync request timed out");
+            "timeout"
+        }
+        Ok(Err(error)) => {
+            warn!(%pod, %error, "re-sync request failed");
+            "error"
+        }
+        Ok(Ok(message)) => match serde_json::from_slice::<ResyncReply>(&message.payload) {
+            Ok(reply) if reply.errors.is_empty() => "ok",
+            Ok(reply) => {
+                warn!(%pod, errors = ?reply.errors, "the pod could not re-sync everything");
+                "error"
+            }
+            Err(error) => {
+                warn!(%pod, %error, "malformed re-sync reply");
+                "error"
+            }
+        },
+    }
 }
 
 /// The lowest serial every ready pod serves (None if some pod serves none).
