@@ -13,6 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(&path, zonefleet_api::crd_yaml(&crd)?)?;
         println!("wrote {}", path.display());
     }
+    let chart = PathBuf::from("charts/zonefleet/templates/crds");
+    std::fs::create_dir_all(&chart)?;
+    for crd in zonefleet_api::crds() {
+        let path = chart.join(zonefleet_api::crd_file_name(&crd));
+        std::fs::write(&path, zonefleet_api::crd_chart_template(&crd)?)?;
+        println!("wrote {}", path.display());
+    }
     let reference = std::env::args_os()
         .nth(2)
         .map_or_else(|| PathBuf::from("docs/crd-reference.md"), PathBuf::from);

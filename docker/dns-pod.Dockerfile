@@ -1,0 +1,15 @@
+# The dns-pod image: built from the workspace, run as a non-root numeric user on a distroless
+# base (glibc, CA certificates, no shell, no package manager).
+#   docker build -f docker/dns-pod.Dockerfile -t ghcr.io/zonefleet/dns-pod:0.1.0 .
+FROM docker.io/library/rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p zonefleet-dns-pod --bin zonefleet-dns-pod \
+ && cp target/release/zonefleet-dns-pod /zonefleet-dns-pod
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /zonefleet-dns-pod /zonefleet-dns-pod
+USER 65532:65532
+ENTRYPOINT ["/zonefleet-dns-pod"]

@@ -1,0 +1,140 @@
+//! The Helm chart: it lints, its values schema refuses typos, and it renders objects the
+//! API server accepts (server-side dry run) for the default values and the other shapes
+//! users choose: external NATS, a DaemonSet, a LoadBalancer.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, ensure};
+use zonefleet_e2e::{
+    harness::{TestNamespace, with_test_namespace},
+    operator::repo_dir,
+};
+
+fn tool(name: &str) -> anyhow::Result<String> {
+    let output = Command::new("bash")
+        .arg(repo_dir().join("e2e/tools.sh"))
+        .args(["path", name])
+        .output()?;
+    ensure!(output.status.success(), "e2e/tools.sh path {name} failed");
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+fn chart() -> String {
+    repo_dir().join("charts/zonefleet").display().to_string()
+}
+
+/// Runs a command; returns its stdout, or fails with its stderr.
+fn run(command: &mut Command) -> anyhow::Result<String> {
+    let output = command.output().with_context(|| format!("{command:?}"))?;
+    ensure!(
+        output.status.success(),
+        "{command:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// `helm template` with `values`, then `kubectl apply --dry-run=server` of the result.
+fn template_and_dry_run(ns: &TestNamespace, values: &[&str]) -> anyhow::Result<String> {
+    let mut template = Command::new(tool("helm")?);
+    template.args(["template", "zf", &chart(), "--namespace", &ns.name]);
+    for value in values {
+        template.args(["--set", value]);
+    }
+    let manifests = run(&mut template)?;
+    let mut apply = Command::new(tool("kubectl")?)
+        .args(["apply", "--dry-run=server", "-n", &ns.name, "-f", "-"])
+        .env("KUBECONFIG", ns.env.var("KUBECONFIG")?)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(
+        apply.stdin.as_mut().context("kubectl's stdin")?,
+        manifests.as_bytes(),
+    )?;
+    let output = apply.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        output.status.success(),
+        "the API server refused the chart rendered with {values:?}:\n{stderr}"
+    );
+    // The namespace warns on Pod Security "restricted": the pod templates must pass it.
+    ensure!(
+        !stderr.contains("PodSecurity"),
+        "the chart rendered with {values:?} breaks Pod Security \"restricted\":\n{stderr}"
+    );
+    Ok(manifests)
+}
+
+#[test]
+fn the_chart_lints_and_its_schema_refuses_typos() -> anyhow::Result<()> {
+    let helm = tool("helm")?;
+    run(Command::new(&helm).args(["lint", "--strict", &chart()]))?;
+    for bad in [
+        "dns.replica=3",
+        "dns.kind=Daemonset",
+        "nats.bundled.replicas=2",
+        "operator.replicas=two",
+    ] {
+        let output = Command::new(&helm)
+            .args(["template", "zf", &chart(), "--set", bad])
+            .output()?;
+        ensure!(!output.status.success(), "the chart accepted {bad}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_shape_of_the_chart_is_accepted_by_the_api_server() {
+    with_test_namespace("chart", |ns| async move {
+        zonefleet_e2e::operator::install_crds(&ns.client).await?;
+        run(Command::new(tool("kubectl")?)
+            .args(["label", "namespace", &ns.name])
+            .args([
+                "pod-security.kubernetes.io/enforce=restricted",
+                "pod-security.kubernetes.io/warn=restricted",
+            ])
+            .env("KUBECONFIG", ns.env.var("KUBECONFIG")?))?;
+        let default = template_and_dry_run(&ns, &[])?;
+        ensure!(
+            default.contains("kind: StatefulSet"),
+            "bundled NATS by default"
+        );
+        let external = template_and_dry_run(
+            &ns,
+            &[
+                "nats.bundled.enabled=false",
+                "nats.external.url=tls://nats.example.net:4222",
+                "nats.external.existingSecret=nats-credentials",
+                "nats.external.tls.secret=nats-tls",
+                "nats.external.tls.clientCertificate=true",
+            ],
+        )?;
+        ensure!(!external.contains("kind: StatefulSet"), "no bundled NATS");
+        ensure!(external.contains("tls://nats.example.net:4222"));
+        let daemonset = template_and_dry_run(
+            &ns,
+            &[
+                "dns.kind=DaemonSet",
+                "networkPolicy.enabled=true",
+                "metrics.grafanaDashboard.enabled=true",
+                "nats.bundled.replicas=3",
+            ],
+        )?;
+        ensure!(daemonset.contains("kind: DaemonSet"));
+        ensure!(daemonset.contains("kind: NetworkPolicy"));
+        let balancer = template_and_dry_run(
+            &ns,
+            &[
+                "dns.service.type=LoadBalancer",
+                "dns.service.externalTrafficPolicy=Local",
+                "dns.service.annotations.example\\.com/pool=dns",
+            ],
+        )?;
+        ensure!(balancer.contains("type: LoadBalancer"));
+        ensure!(balancer.contains("externalTrafficPolicy: Local"));
+        Ok(())
+    })
+    .await;
+}
