@@ -11,9 +11,7 @@ use std::{
 };
 
 use futures::{StreamExt, stream};
-use k8s_openapi::{
-    api::core::v1::ObjectReference, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp,
-};
+use k8s_openapi::{api::core::v1::ObjectReference, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -28,7 +26,13 @@ use tracing::warn;
 use zonefleet_api::{Condition, Record, ServerSummary, Zone};
 
 use super::health::{Expected, Verdict};
-use crate::{controller::Context, zone::ObjectKey};
+use crate::{
+    controller::{
+        Context,
+        status::{Desired, condition},
+    },
+    zone::ObjectKey,
+};
 
 /// The field manager of what the checker writes.
 pub const FIELD_MANAGER: &str = "zonefleet-fleet-health";
@@ -181,8 +185,12 @@ impl Reporter {
         let now = Timestamp::now();
         let mut writes = Vec::new();
         for (key, expected, summary, lowest, text) in reports {
-            let (status, reason, message) = synced_condition(&summary, &expected, &text);
-            let state = (summary.clone(), status.to_owned(), message.clone());
+            let synced = synced_condition(&summary, &expected, &text);
+            let state = (
+                summary.clone(),
+                synced.status.to_owned(),
+                synced.message.clone(),
+            );
             let zone_changed = self.written.get(&key) != Some(&state);
             if !zone_changed && !records_due.contains(&key) {
                 continue;
@@ -196,15 +204,7 @@ impl Reporter {
                     .as_ref()
                     .map(|s| s.conditions.clone())
                     .unwrap_or_default();
-                condition_of(
-                    &existing,
-                    SYNCED,
-                    status,
-                    reason,
-                    &message,
-                    zone.metadata.generation,
-                    now,
-                )
+                condition(&existing, synced, zone.metadata.generation, now)
             });
             if zone_changed {
                 self.written.insert(key.clone(), state);
@@ -248,16 +248,12 @@ fn describe(seen: Option<&Verdict>) -> String {
 }
 
 /// The `Synced` condition for a summary.
-fn synced_condition(
-    summary: &ServerSummary,
-    expected: &Expected,
-    lagging: &str,
-) -> (&'static str, &'static str, String) {
+fn synced_condition(summary: &ServerSummary, expected: &Expected, lagging: &str) -> Desired {
     if summary.total == 0 {
-        ("False", "NoServers", "no ready DNS pods".into())
+        Desired::no(SYNCED, "NoServers", "no ready DNS pods")
     } else if summary.synced == summary.total {
-        (
-            "True",
+        Desired::yes(
+            SYNCED,
             "AllServersSynced",
             format!(
                 "{}/{} ready DNS pods serve serial {}",
@@ -265,37 +261,14 @@ fn synced_condition(
             ),
         )
     } else {
-        (
-            "False",
+        Desired::no(
+            SYNCED,
             "ServersLagging",
             format!(
                 "{}/{} ready DNS pods serve serial {}; {lagging}",
                 summary.synced, summary.total, expected.serial
             ),
         )
-    }
-}
-
-fn condition_of(
-    existing: &[Condition],
-    kind: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Condition {
-    let transition = match existing.iter().find(|c| c.type_ == kind) {
-        Some(previous) if previous.status == status => previous.last_transition_time.clone(),
-        _ => Time(now),
-    };
-    Condition {
-        type_: kind.to_owned(),
-        status: status.to_owned(),
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-        observed_generation: generation,
-        last_transition_time: transition,
     }
 }
 
@@ -352,9 +325,9 @@ async fn write_records(
         };
         let served =
             summary.total > 0 && lowest.is_some_and(|low| !crate::serial::is_newer(since, low));
-        let (state, reason, message) = if served {
-            (
-                "True",
+        let desired = if served {
+            Desired::yes(
+                PROGRAMMED,
                 "Served",
                 format!(
                     "every ready DNS pod ({}) serves serial {since} or newer",
@@ -362,33 +335,25 @@ async fn write_records(
                 ),
             )
         } else if summary.total == 0 {
-            ("False", "NoServers", "no ready DNS pods".into())
+            Desired::no(PROGRAMMED, "NoServers", "no ready DNS pods")
         } else {
-            (
-                "False",
+            Desired::no(
+                PROGRAMMED,
                 "NotServed",
                 format!("not every ready DNS pod serves serial {since} yet"),
             )
         };
         let current = status.conditions.iter().find(|c| c.type_ == PROGRAMMED);
-        if current.is_some_and(|c| c.status == state && c.reason == reason) {
+        if current.is_some_and(|c| c.status == desired.status && c.reason == desired.reason) {
             continue;
         }
-        let condition = condition_of(
-            &status.conditions,
-            PROGRAMMED,
-            state,
-            reason,
-            &message,
-            record.metadata.generation,
-            now,
-        );
+        let programmed = condition(&status.conditions, desired, record.metadata.generation, now);
         let api: Api<Record> =
             Api::namespaced(ctx.client.clone(), &record.namespace().unwrap_or_default());
         let patch = json!({
             "apiVersion": Record::api_version(&()),
             "kind": Record::kind(&()),
-            "status": {"conditions": [condition]},
+            "status": {"conditions": [programmed]},
         });
         match api
             .patch_status(
