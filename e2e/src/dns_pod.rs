@@ -97,16 +97,6 @@ impl DnsPodProcess {
 
     /// Stops it (SIGTERM, then SIGKILL) and waits.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .is_err()
-        {
-            self.child.kill().await?;
-        }
-        Ok(())
+        crate::harness::terminate(&mut self.child, Duration::from_secs(10)).await
     }
 }

@@ -216,6 +216,18 @@ where
     }
 }
 
+/// Stops a child process: SIGTERM, then SIGKILL if it is still running after `grace`.
+pub async fn terminate(child: &mut tokio::process::Child, grace: Duration) -> anyhow::Result<()> {
+    if let Some(pid) = child.id() {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        child.kill().await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

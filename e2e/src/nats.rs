@@ -84,16 +84,7 @@ impl NatsServer {
     /// Stops the server (SIGTERM, then SIGKILL) and waits for it to exit.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            }
-            if tokio::time::timeout(Duration::from_secs(10), child.wait())
-                .await
-                .is_err()
-            {
-                child.kill().await?;
-            }
+            crate::harness::terminate(&mut child, Duration::from_secs(10)).await?;
         }
         Ok(())
     }

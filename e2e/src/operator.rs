@@ -156,17 +156,7 @@ impl OperatorProcess {
 
     /// SIGTERM, then waits for it to exit (SIGKILL after 30 s).
     pub async fn terminate(&mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        }
-        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .is_err()
-        {
-            self.child.kill().await?;
-        }
-        Ok(())
+        crate::harness::terminate(&mut self.child, Duration::from_secs(30)).await
     }
 
     /// Its process id, while it runs.
@@ -183,4 +173,34 @@ impl OperatorProcess {
 fn free_local_port() -> anyhow::Result<std::net::SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
+}
+
+/// Applies a manifest (server-side apply as [`TEST_MANAGER`]), as `kubectl apply
+/// --server-side` would.
+pub async fn apply<K>(api: &kube::Api<K>, manifest: &serde_json::Value) -> kube::Result<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
+    api.patch(
+        name,
+        &kube::api::PatchParams::apply(TEST_MANAGER),
+        &kube::api::Patch::Apply(manifest),
+    )
+    .await
+}
+
+/// A Record manifest for the Zone `zone` of the same namespace.
+pub fn record_manifest(
+    zone: &str,
+    name: &str,
+    owner: &str,
+    kind: &str,
+    values: &[&str],
+) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Record",
+        "metadata": {"name": name},
+        "spec": {"zoneRef": {"name": zone}, "name": owner, "type": kind, "values": values},
+    })
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, PostParams},
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -21,32 +21,14 @@ use zonefleet_e2e::{
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     http,
     nats::NatsServer,
-    operator::{OperatorProcess, TEST_MANAGER, install_crds},
+    operator::{OperatorProcess, apply, install_crds, record_manifest},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-async fn apply<K>(api: &Api<K>, manifest: &Value) -> anyhow::Result<K>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
-    Ok(api
-        .patch(
-            name,
-            &PatchParams::apply(TEST_MANAGER),
-            &Patch::Apply(manifest),
-        )
-        .await?)
-}
-
 fn record(name: &str, owner: &str, kind: &str, values: &[&str]) -> Value {
-    json!({
-        "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Record",
-        "metadata": {"name": name},
-        "spec": {"zoneRef": {"name": "shop"}, "name": owner, "type": kind, "values": values},
-    })
+    record_manifest("shop", name, owner, kind, values)
 }
 
 /// A dns-pod following `nats`, with its local snapshot in a directory of the test's.

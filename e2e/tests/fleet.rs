@@ -15,7 +15,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
 };
 use nix::{
     sys::signal::{Signal, kill},
@@ -29,7 +29,7 @@ use zonefleet_e2e::{
     dns_fleet::{self, DNS_PORT},
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     nats::NatsServer,
-    operator::{OperatorProcess, TEST_MANAGER, install_crds},
+    operator::{OperatorProcess, apply, install_crds, record_manifest},
 };
 use zonefleet_nats::{Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, ResyncReply};
 use zonefleet_wire::Message;
@@ -37,26 +37,8 @@ use zonefleet_wire::Message;
 const TIMEOUT: Duration = Duration::from_secs(60);
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-async fn apply<K>(api: &Api<K>, manifest: &Value) -> anyhow::Result<K>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
-    Ok(api
-        .patch(
-            name,
-            &PatchParams::apply(TEST_MANAGER),
-            &Patch::Apply(manifest),
-        )
-        .await?)
-}
-
 fn record(name: &str, owner: &str, kind: &str, values: &[&str]) -> Value {
-    json!({
-        "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Record",
-        "metadata": {"name": name},
-        "spec": {"zoneRef": {"name": "fleet"}, "name": owner, "type": kind, "values": values},
-    })
+    record_manifest("fleet", name, owner, kind, values)
 }
 
 struct Fleet {

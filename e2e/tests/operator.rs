@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
     harness::{ClusterEnv, TestNamespace, wait_for_object, wait_until, with_test_namespace},
-    operator::{OperatorProcess, TEST_MANAGER, install_crds},
+    operator::{OperatorProcess, apply, install_crds},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,19 +47,6 @@ fn record_manifest(name: &str, zone: Value, owner: &str, kind: &str, values: &[&
         "metadata": {"name": name},
         "spec": {"zoneRef": zone, "name": owner, "type": kind, "values": values},
     })
-}
-
-async fn apply<K>(api: &Api<K>, manifest: &Value) -> kube::Result<K>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
-    api.patch(
-        name,
-        &PatchParams::apply(TEST_MANAGER),
-        &Patch::Apply(manifest),
-    )
-    .await
 }
 
 fn condition<'a>(conditions: &'a [Condition], kind: &str) -> Option<&'a Condition> {
