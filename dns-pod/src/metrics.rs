@@ -237,6 +237,11 @@ impl SyncMetrics {
             .set(i64::from(serial));
     }
 
+    /// The number of zones served.
+    pub fn zone_count(&self, count: usize) {
+        self.zones.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// A zone is no longer served.
     pub fn retracted(&self, zone: &str) {
         self.serial.remove(&ZoneLabels {

@@ -10,8 +10,11 @@ use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
+use zonefleet_wire::Snapshot;
+
 use crate::{
     admin::{self, AdminState},
+    authority::BuildError,
     config::{Config, LogFormat},
     local_snapshot::{self, LocalSnapshot},
     metrics::{DnsMetrics, SyncMetrics},
@@ -104,21 +107,39 @@ fn serve_zone_files(
     zones: &ZoneStore,
     metrics: &SyncMetrics,
 ) -> anyhow::Result<()> {
-    let snapshots = zone_files::read_dir(dir)?;
+    let (served, failed) = index_all(zone_files::read_dir(dir)?);
+    if let Some((origin, error)) = failed.into_iter().next() {
+        anyhow::bail!("cannot serve the zone {origin}: {error}");
+    }
+    for zone in &served {
+        info!(zone = %zone.origin(), serial = zone.serial(), records = zone.index.record_count(), "zone loaded");
+    }
+    install_all(served, zones, metrics);
+    Ok(())
+}
+
+/// Indexes snapshots; returns the zones, and the apex and error of those that cannot be
+/// served.
+fn index_all(snapshots: Vec<Snapshot>) -> (Vec<ServedZone>, Vec<(String, BuildError)>) {
     let mut served = Vec::with_capacity(snapshots.len());
+    let mut failed = Vec::new();
     for snapshot in snapshots {
         let origin = snapshot.origin.to_string();
-        let zone = ServedZone::from_snapshot(snapshot)
-            .with_context(|| format!("cannot serve the zone {origin}"))?;
-        metrics.served(&origin, zone.serial());
-        info!(zone = %origin, serial = zone.serial(), records = zone.index.record_count(), "zone loaded");
-        served.push(zone);
+        match ServedZone::from_snapshot(snapshot) {
+            Ok(zone) => served.push(zone),
+            Err(error) => failed.push((origin, error)),
+        }
     }
-    metrics
-        .zones
-        .set(i64::try_from(served.len()).unwrap_or(i64::MAX));
+    (served, failed)
+}
+
+/// Serves exactly `served`, and says so in the metrics.
+fn install_all(served: Vec<ServedZone>, zones: &ZoneStore, metrics: &SyncMetrics) {
+    for zone in &served {
+        metrics.served(&zone.origin().to_string(), zone.serial());
+    }
+    metrics.zone_count(served.len());
     zones.replace_all(served);
-    Ok(())
 }
 
 /// NATS mode: serves the local snapshot if there is one, and returns the follower that
@@ -133,24 +154,13 @@ async fn start_follower(
     let local = match &config.snapshot_dir {
         Some(dir) => {
             let started = std::time::Instant::now();
-            let snapshots = local_snapshot::load(dir);
-            let mut served = Vec::with_capacity(snapshots.len());
-            for snapshot in snapshots {
-                let origin = snapshot.origin.to_string();
-                match ServedZone::from_snapshot(snapshot) {
-                    Ok(zone) => {
-                        metrics.served(&origin, zone.serial());
-                        served.push(zone);
-                    }
-                    Err(error) => warn!(zone = %origin, %error, "discarding a local snapshot"),
-                }
+            let (served, failed) = index_all(local_snapshot::load(dir));
+            for (origin, error) in failed {
+                warn!(zone = %origin, %error, "discarding a local snapshot");
             }
             if !served.is_empty() {
                 info!(zones = served.len(), took = ?started.elapsed(), "serving the local snapshot");
-                metrics
-                    .zones
-                    .set(i64::try_from(served.len()).unwrap_or(i64::MAX));
-                zones.replace_all(served);
+                install_all(served, zones, metrics);
                 ready.store(true, Ordering::SeqCst);
             }
             Some(

@@ -293,9 +293,7 @@ impl Follower {
         self.zones.insert(zone);
         self.metrics.applied(kind, started.elapsed());
         self.metrics.served(&origin, serial);
-        self.metrics
-            .zones
-            .set(i64::try_from(self.zones.load().len()).unwrap_or(i64::MAX));
+        self.metrics.zone_count(self.zones.load().len());
         if let Some(published_at) = published_at {
             let lag = zonefleet_nats::unix_millis().saturating_sub(published_at);
             self.metrics.lag.observe(lag as f64 / 1000.0);
@@ -311,9 +309,7 @@ impl Follower {
         if self.zones.remove(origin) {
             let origin = origin.to_string();
             self.metrics.retracted(&origin);
-            self.metrics
-                .zones
-                .set(i64::try_from(self.zones.load().len()).unwrap_or(i64::MAX));
+            self.metrics.zone_count(self.zones.load().len());
             if let Some(local) = &self.local {
                 local.remove(&origin);
             }
