@@ -37,6 +37,19 @@ struct Target {
     expected: Expected,
 }
 
+impl Target {
+    /// The target for a zone apex (as written in the Zone), or None if it is no name.
+    fn new(domain: &str, expected: Expected) -> Option<Self> {
+        let mut origin = Name::from_ascii(domain).ok()?;
+        origin.set_fqdn(true);
+        Some(Self {
+            origin_key: origin.to_lowercase().to_ascii(),
+            origin,
+            expected,
+        })
+    }
+}
+
 /// A re-sync in progress for one (pod, zone) pair.
 #[derive(Clone, Debug)]
 struct Repair {
@@ -207,18 +220,10 @@ impl Checker {
                 (None, Some(b)) => b,
                 (None, None) => continue,
             };
-            let Ok(mut origin) = Name::from_ascii(&zone.spec.domain) else {
+            let Some(target) = Target::new(&zone.spec.domain, Expected { serial, digest }) else {
                 continue;
             };
-            origin.set_fqdn(true);
-            targets.insert(
-                key,
-                Target {
-                    origin_key: origin.to_lowercase().to_ascii(),
-                    origin,
-                    expected: Expected { serial, digest },
-                },
-            );
+            targets.insert(key, target);
         }
         // A notice may be newer than both.
         for (key, target) in &self.targets {
@@ -270,21 +275,14 @@ impl Checker {
     }
 
     async fn on_publish(&mut self, notice: PublishNotice) {
-        let Ok(mut origin) = Name::from_ascii(&notice.origin) else {
+        let expected = Expected {
+            serial: notice.serial,
+            digest: notice.digest.clone(),
+        };
+        let Some(target) = Target::new(&notice.origin, expected) else {
             return;
         };
-        origin.set_fqdn(true);
-        self.targets.insert(
-            notice.zone.clone(),
-            Target {
-                origin_key: origin.to_lowercase().to_ascii(),
-                origin,
-                expected: Expected {
-                    serial: notice.serial,
-                    digest: notice.digest.clone(),
-                },
-            },
-        );
+        self.targets.insert(notice.zone.clone(), target);
         self.propagations.insert(
             notice.zone.clone(),
             Propagation {
@@ -392,12 +390,7 @@ impl Checker {
                         .map(|(_, digest)| digest.clone()),
                 },
                 Err(error) => {
-                    self.ctx
-                        .metrics
-                        .fleet
-                        .check_errors
-                        .get_or_create(&crate::metrics::ErrorKindLabels { kind: error.kind() })
-                        .inc();
+                    self.count_error(&error);
                     Observed::Unreachable(error.to_string())
                 }
             };
@@ -438,17 +431,21 @@ impl Checker {
                     self.stale.insert(pod.clone(), stale);
                 }
                 Err(error) => {
-                    self.ctx
-                        .metrics
-                        .fleet
-                        .check_errors
-                        .get_or_create(&crate::metrics::ErrorKindLabels { kind: error.kind() })
-                        .inc();
+                    self.count_error(error);
                     debug!(%pod, %error, "cannot read /zones");
                 }
             }
         }
         self.finish_propagations();
+    }
+
+    fn count_error(&self, error: &ProbeError) {
+        self.ctx
+            .metrics
+            .fleet
+            .check_errors
+            .get_or_create(&crate::metrics::ErrorKindLabels { kind: error.kind() })
+            .inc();
     }
 
     /// Starts, continues or ends the repair of a pair after a verdict.
