@@ -340,7 +340,8 @@ start_kubelet() {
     --apiserver "$host_ip:$apiserver_port" \
     --image "zonefleet/e2e-testpod=$repo/target/$cargo_profile/e2e-testpod" \
     --image "ghcr.io/zonefleet/operator=$repo/target/$cargo_profile/zonefleet-operator" \
-    --image "ghcr.io/zonefleet/dns-pod=$repo/target/$cargo_profile/zonefleet-dns-pod"
+    --image "ghcr.io/zonefleet/dns-pod=$repo/target/$cargo_profile/zonefleet-dns-pod" \
+    --image "nats=$(tools path nats-server)"
   wait_for "node $node_name Ready" 60 process-kubelet \
     bash -c "KUBECONFIG='$state/admin.kubeconfig' '$(tools path kubectl)' get node '$node_name' \
       -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"

@@ -27,6 +27,9 @@ pub struct AdminState {
     pub registry: Arc<Registry>,
     /// Set once there is something worth serving.
     pub ready: Arc<AtomicBool>,
+    /// Set when the pod is shutting down: it still answers, but asks to be taken out of
+    /// the Service.
+    pub draining: Arc<AtomicBool>,
     /// The served zones.
     pub zones: Arc<ZoneStore>,
 }
@@ -70,7 +73,9 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::SeqCst) {
+    if state.draining.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if state.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ok")
     } else {
         (

@@ -46,6 +46,12 @@ pub struct Config {
     #[arg(long = "allow-transfer", value_name = "CIDR")]
     pub allow_transfer: Vec<IpNet>,
 
+    /// On SIGTERM, keep answering this many seconds with /readyz failing, so the pod leaves
+    /// the Service's endpoints before it stops (Kubernetes removes it and signals it at the
+    /// same time).
+    #[arg(long, env = "ZONEFLEET_SHUTDOWN_DELAY_SECONDS", default_value_t = 0)]
+    pub shutdown_delay_seconds: u64,
+
     /// Log line format.
     #[arg(long, env = "ZONEFLEET_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -74,7 +80,12 @@ impl Config {
         })
     }
 
-    /// The TCP idle timeout.
+    /// How long to keep answering after SIGTERM.
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_delay_seconds)
+    }
+
+    /// The idle timeout of a TCP connection (at least a second).
     pub fn tcp_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.tcp_idle_timeout_seconds.max(1))
     }

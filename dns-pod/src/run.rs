@@ -49,6 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sync_metrics = Arc::new(SyncMetrics::register(&mut registry));
     let zones = Arc::new(ZoneStore::new());
     let ready = Arc::new(AtomicBool::new(false));
+    let draining = Arc::new(AtomicBool::new(false));
 
     let listeners = DnsListeners::bind(config.listen)
         .await
@@ -58,6 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         AdminState {
             registry: Arc::new(registry),
             ready: Arc::clone(&ready),
+            draining: Arc::clone(&draining),
             zones: Arc::clone(&zones),
         },
     )
@@ -93,7 +95,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         result = listeners.serve(handler, limits, dns_metrics) => result,
         result = admin => result.context("admin endpoint failed"),
         () = follow => Ok(()),
-        () = shutdown_signal() => {
+        () = drain_on_signal(&draining, config.shutdown_delay()) => {
             info!("shutting down");
             Ok(())
         }
@@ -192,6 +194,20 @@ async fn start_follower(
         connected,
         key: config.nats.message_key()?,
     })
+}
+
+/// Resolves `delay` after SIGTERM or SIGINT; meanwhile /readyz fails and queries are still
+/// answered (the listeners run until this resolves).
+async fn drain_on_signal(draining: &AtomicBool, delay: std::time::Duration) {
+    shutdown_signal().await;
+    if !delay.is_zero() {
+        draining.store(true, Ordering::SeqCst);
+        info!(
+            seconds = delay.as_secs(),
+            "signalled: still answering while leaving the Service"
+        );
+        tokio::time::sleep(delay).await;
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

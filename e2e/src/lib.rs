@@ -8,7 +8,8 @@
 //! - [`nats`]: a NATS server a test owns, to stop and start;
 //! - [`dig`]: asking DNS servers with `dig`;
 //! - [`dns_pod`]: a dns-pod run as a plain child process;
-//! - [`dns_fleet`]: dns-pod Pods and their Service, for the process kubelet.
+//! - [`dns_fleet`]: dns-pod Pods and their Service, for the process kubelet;
+//! - [`tools`]: kubectl and helm, run as a user would.
 
 pub mod dig;
 pub mod dns_fleet;
@@ -18,3 +19,4 @@ pub mod http;
 pub mod kubelet;
 pub mod nats;
 pub mod operator;
+pub mod tools;

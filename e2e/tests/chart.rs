@@ -2,63 +2,29 @@
 //! API server accepts (server-side dry run) for the default values and the other shapes
 //! users choose: external NATS, a DaemonSet, a LoadBalancer.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{Context, ensure};
 use zonefleet_e2e::{
     harness::{TestNamespace, with_test_namespace},
-    operator::repo_dir,
+    tools::{chart_dir, run, run_with_input, tool},
 };
-
-fn tool(name: &str) -> anyhow::Result<String> {
-    let output = Command::new("bash")
-        .arg(repo_dir().join("e2e/tools.sh"))
-        .args(["path", name])
-        .output()?;
-    ensure!(output.status.success(), "e2e/tools.sh path {name} failed");
-    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
-}
-
-fn chart() -> String {
-    repo_dir().join("charts/zonefleet").display().to_string()
-}
-
-/// Runs a command; returns its stdout, or fails with its stderr.
-fn run(command: &mut Command) -> anyhow::Result<String> {
-    let output = command.output().with_context(|| format!("{command:?}"))?;
-    ensure!(
-        output.status.success(),
-        "{command:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)?)
-}
 
 /// `helm template` with `values`, then `kubectl apply --dry-run=server` of the result.
 fn template_and_dry_run(ns: &TestNamespace, values: &[&str]) -> anyhow::Result<String> {
     let mut template = Command::new(tool("helm")?);
-    template.args(["template", "zf", &chart(), "--namespace", &ns.name]);
+    template.args(["template", "zf", &chart_dir(), "--namespace", &ns.name]);
     for value in values {
         template.args(["--set", value]);
     }
     let manifests = run(&mut template)?;
-    let mut apply = Command::new(tool("kubectl")?)
-        .args(["apply", "--dry-run=server", "-n", &ns.name, "-f", "-"])
-        .env("KUBECONFIG", ns.env.var("KUBECONFIG")?)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    std::io::Write::write_all(
-        apply.stdin.as_mut().context("kubectl's stdin")?,
-        manifests.as_bytes(),
-    )?;
-    let output = apply.wait_with_output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(
-        output.status.success(),
-        "the API server refused the chart rendered with {values:?}:\n{stderr}"
-    );
+    let (_, stderr) = run_with_input(
+        Command::new(tool("kubectl")?)
+            .args(["apply", "--dry-run=server", "-n", &ns.name, "-f", "-"])
+            .env("KUBECONFIG", ns.env.var("KUBECONFIG")?),
+        &manifests,
+    )
+    .with_context(|| format!("the API server refused the chart rendered with {values:?}"))?;
     // The namespace warns on Pod Security "restricted": the pod templates must pass it.
     ensure!(
         !stderr.contains("PodSecurity"),
@@ -70,7 +36,7 @@ fn template_and_dry_run(ns: &TestNamespace, values: &[&str]) -> anyhow::Result<S
 #[test]
 fn the_chart_lints_and_its_schema_refuses_typos() -> anyhow::Result<()> {
     let helm = tool("helm")?;
-    run(Command::new(&helm).args(["lint", "--strict", &chart()]))?;
+    run(Command::new(&helm).args(["lint", "--strict", &chart_dir()]))?;
     for bad in [
         "dns.replica=3",
         "dns.kind=Daemonset",
@@ -78,7 +44,7 @@ fn the_chart_lints_and_its_schema_refuses_typos() -> anyhow::Result<()> {
         "operator.replicas=two",
     ] {
         let output = Command::new(&helm)
-            .args(["template", "zf", &chart(), "--set", bad])
+            .args(["template", "zf", &chart_dir(), "--set", bad])
             .output()?;
         ensure!(!output.status.success(), "the chart accepted {bad}");
     }

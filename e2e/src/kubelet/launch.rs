@@ -16,7 +16,10 @@ use k8s_openapi::{
     apimachinery::pkg::util::intstr::IntOrString,
 };
 
-use super::image::ImageMap;
+use super::{
+    image::ImageMap,
+    volume::{MountPlan, plan_mounts},
+};
 
 /// Where an environment value can come from besides the Pod itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,6 +56,10 @@ pub struct LaunchPlan {
     pub env: Vec<(String, String)>,
     /// `(uid, gid)` from the security context, when set.
     pub run_as: Option<(u32, u32)>,
+    /// The volumes the container mounts.
+    pub mounts: Vec<MountPlan>,
+    /// `readOnlyRootFilesystem`: everything but the volumes is read-only.
+    pub read_only_root: bool,
     /// The readiness probe.
     pub readiness: Option<ProbePlan>,
     /// The liveness probe.
@@ -94,7 +101,7 @@ pub struct ProbePlan {
 }
 
 /// Why a container cannot be started; the reason becomes its `Waiting` state.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LaunchError {
     /// The image has no local binary.
     #[error("image {image:?} is not mapped to a local binary (mapped: {known})")]
@@ -180,6 +187,12 @@ pub fn plan_container(
         args,
         env,
         run_as: run_as(pod, container),
+        mounts: plan_mounts(pod, container)?,
+        read_only_root: container
+            .security_context
+            .as_ref()
+            .and_then(|c| c.read_only_root_filesystem)
+            .unwrap_or(false),
         readiness: container
             .readiness_probe
             .as_ref()
@@ -193,7 +206,8 @@ pub fn plan_container(
     })
 }
 
-fn run_as(pod: &Pod, container: &Container) -> Option<(u32, u32)> {
+/// The `(uid, gid)` a container runs as, from its security context or the Pod's.
+pub fn run_as(pod: &Pod, container: &Container) -> Option<(u32, u32)> {
     let pod_ctx = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let ctx = container.security_context.as_ref();
     let uid = ctx
@@ -324,7 +338,7 @@ fn env_value(
 }
 
 /// The downward API's `fieldRef` paths.
-fn field_value(pod: &Pod, path: &str, facts: &SandboxFacts) -> Result<String, LaunchError> {
+pub fn field_value(pod: &Pod, path: &str, facts: &SandboxFacts) -> Result<String, LaunchError> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
     let from_map = |map: Option<&BTreeMap<String, String>>, key: &str| {

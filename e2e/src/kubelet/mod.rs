@@ -13,12 +13,14 @@ pub mod container;
 pub mod image;
 pub mod ipam;
 pub mod launch;
+pub mod mount_namespace;
 pub mod network;
 pub mod node;
 pub mod pod;
 pub mod probe;
 pub mod process;
 pub mod status;
+pub mod volume;
 
 use std::{
     collections::{BTreeSet, HashMap},

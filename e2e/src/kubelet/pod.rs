@@ -4,12 +4,15 @@ use std::{collections::BTreeMap, net::Ipv4Addr, sync::Arc, time::Duration};
 
 use futures::future::select_all;
 use k8s_openapi::{
-    api::core::v1::{ConfigMap, Pod, Secret},
+    api::{
+        authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
+        core::v1::{ConfigMap, Pod, Secret, ServiceAccount},
+    },
     jiff::Timestamp,
 };
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, Preconditions},
+    api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
 };
 use serde_json::json;
 use tokio::{sync::watch, task::JoinHandle};
@@ -21,7 +24,11 @@ use super::{
     network::Sandbox,
     process::container_files,
     status::{ConditionClock, ContainerPhase, ContainerReport, pod_status},
+    volume::{self, TokenSpec, VolumeInputs},
 };
+
+/// (kind, name) → key → bytes of the ConfigMaps and Secrets fetched for a Pod.
+type FetchedObjects = BTreeMap<(SourceKind, String), BTreeMap<String, Vec<u8>>>;
 
 /// The longest grace period honoured, so a test run never waits on a long one.
 const MAX_GRACE: Duration = Duration::from_secs(30);
@@ -188,11 +195,25 @@ async fn start_containers(
         host_ip: ctx.host_ip,
         apiserver: ctx.apiserver.clone(),
     };
+    let volumes = prepare_volumes(ctx, pod, &facts).await;
     let mut reports = Vec::new();
     let mut runners = Vec::new();
     for container in &spec.containers {
-        let sources = fetch_sources(ctx, &namespace, container).await;
-        let plan = sources.and_then(|sources| {
+        let sources = fetch_objects(ctx, &namespace, launch::referenced_sources(container))
+            .await
+            .map(|objects| {
+                objects
+                    .into_iter()
+                    .map(|(key, values)| {
+                        let values = values
+                            .into_iter()
+                            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                            .collect();
+                        (key, values)
+                    })
+                    .collect::<ValueSources>()
+            });
+        let plan = volumes.clone().and(sources).and_then(|sources| {
             launch::plan_container(pod, container, &facts, &ctx.images, &sources)
         });
         let (report_tx, report_rx) = watch::channel(ContainerReport {
@@ -221,15 +242,106 @@ async fn start_containers(
     (reports, runners)
 }
 
-/// Reads the ConfigMaps and Secrets a container's environment names. The node authorizer
-/// learns a Pod's references a moment after it is bound, so a refusal is retried briefly.
-async fn fetch_sources(
+/// Fetches what the Pod's volumes refer to and writes every volume under the Pod's
+/// directory, owned by the user the Pod runs as.
+async fn prepare_volumes(
+    ctx: &KubeletContext,
+    pod: &Pod,
+    facts: &SandboxFacts,
+) -> Result<(), launch::LaunchError> {
+    let namespace = pod.namespace().unwrap_or_default();
+    let (object_refs, token_specs) = volume::volume_references(pod);
+    let mut inputs = VolumeInputs {
+        objects: fetch_objects(ctx, &namespace, object_refs).await?,
+        tokens: BTreeMap::new(),
+    };
+    for spec in token_specs {
+        let token = request_token(ctx, pod, &spec).await?;
+        inputs.tokens.insert(spec, token);
+    }
+    let rendered = volume::render_volumes(pod, facts, &inputs)?;
+    let Some(first) = pod.spec.as_ref().and_then(|s| s.containers.first()) else {
+        return Ok(());
+    };
+    let fs_group = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|c| c.fs_group)
+        .and_then(|g| u32::try_from(g).ok());
+    let owner = launch::run_as(pod, first).map(|(uid, gid)| (uid, fs_group.unwrap_or(gid)));
+    let files = container_files(&ctx.state_dir, &namespace, &pod.name_any(), &first.name);
+    for (name, content) in &rendered {
+        volume::materialise(&files.volumes_dir.join(name), content, owner).map_err(|e| {
+            launch::LaunchError::Config(format!("cannot write volume {name:?}: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// Mints a token for the Pod's ServiceAccount, bound to the Pod, as the kubelet does for a
+/// projected `serviceAccountToken` source (the node authorizer allows it for Pods bound to
+/// this node).
+async fn request_token(
+    ctx: &KubeletContext,
+    pod: &Pod,
+    spec: &TokenSpec,
+) -> Result<String, launch::LaunchError> {
+    let namespace = pod.namespace().unwrap_or_default();
+    let account = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".into());
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: (!spec.audience.is_empty()).then(|| vec![spec.audience.clone()]),
+            expiration_seconds: Some(spec.expiration_seconds),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod.name_any()),
+                uid: pod.uid(),
+            }),
+        }),
+        ..TokenRequest::default()
+    };
+    let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match api
+            .create_token_request(&account, &PostParams::default(), &request)
+            .await
+        {
+            Ok(response) => {
+                return response.status.and_then(|s| s.token).ok_or_else(|| {
+                    launch::LaunchError::Config("the TokenRequest returned no token".into())
+                });
+            }
+            // The node authorizer learns of a freshly bound Pod a moment later.
+            Err(kube::Error::Api(s)) if s.code == 403 && attempt < 20 => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(launch::LaunchError::Config(format!(
+                    "cannot mint a token for ServiceAccount {namespace}/{account}: {e}"
+                )));
+            }
+        }
+    }
+}
+
+/// Reads ConfigMaps and Secrets of the Pod's namespace. The node authorizer learns a Pod's
+/// references a moment after it is bound, so a refusal is retried briefly. A missing object
+/// is left out (whether that is an error depends on where it is referenced).
+async fn fetch_objects(
     ctx: &KubeletContext,
     namespace: &str,
-    container: &k8s_openapi::api::core::v1::Container,
-) -> Result<ValueSources, launch::LaunchError> {
-    let mut sources = ValueSources::new();
-    for (kind, name) in launch::referenced_sources(container) {
+    refs: std::collections::BTreeSet<(SourceKind, String)>,
+) -> Result<FetchedObjects, launch::LaunchError> {
+    let mut objects = FetchedObjects::new();
+    for (kind, name) in refs {
         let mut attempt = 0;
         let values = loop {
             attempt += 1;
@@ -238,7 +350,15 @@ async fn fetch_sources(
                     Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
                         .get_opt(&name)
                         .await
-                        .map(|cm| cm.map(|cm| cm.data.unwrap_or_default()))
+                        .map(|cm| {
+                            cm.map(|cm| {
+                                let text = cm.data.unwrap_or_default().into_iter();
+                                let binary = cm.binary_data.unwrap_or_default().into_iter();
+                                text.map(|(k, v)| (k, v.into_bytes()))
+                                    .chain(binary.map(|(k, v)| (k, v.0)))
+                                    .collect::<BTreeMap<_, _>>()
+                            })
+                        })
                 }
                 SourceKind::Secret => Api::<Secret>::namespaced(ctx.client.clone(), namespace)
                     .get_opt(&name)
@@ -248,7 +368,7 @@ async fn fetch_sources(
                             s.data
                                 .unwrap_or_default()
                                 .into_iter()
-                                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                                .map(|(k, v)| (k, v.0))
                                 .collect::<BTreeMap<_, _>>()
                         })
                     }),
@@ -266,10 +386,10 @@ async fn fetch_sources(
             }
         };
         if let Some(values) = values {
-            sources.insert((kind, name), values);
+            objects.insert((kind, name), values);
         }
     }
-    Ok(sources)
+    Ok(objects)
 }
 
 impl KubeletContext {

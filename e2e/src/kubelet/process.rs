@@ -14,7 +14,11 @@ use nix::{
 };
 use tokio::process::{Child, Command};
 
-use super::{launch::LaunchPlan, network::Sandbox};
+use super::{
+    launch::LaunchPlan,
+    mount_namespace::{Bind, create_mount_points},
+    network::Sandbox,
+};
 
 /// A running container process.
 #[derive(Debug)]
@@ -33,6 +37,15 @@ pub struct ContainerFiles {
     pub log_file: PathBuf,
     /// Its pid file.
     pub pid_file: PathBuf,
+    /// The Pod's volumes, one directory each.
+    pub volumes_dir: PathBuf,
+}
+
+/// The helper that starts a container in a mount namespace of its own: `container-enter`,
+/// built next to the kubelet.
+fn container_enter_binary() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.with_file_name("container-enter"))
 }
 
 /// The start time of a process in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
@@ -61,7 +74,27 @@ impl ContainerProcess {
             .create(true)
             .append(true)
             .open(&files.log_file)?;
-        let mut command = Command::new("nsenter");
+        let binds: Vec<Bind> = plan
+            .mounts
+            .iter()
+            .map(|m| Bind {
+                source: files.volumes_dir.join(&m.volume),
+                target: PathBuf::from(&m.mount_path),
+                read_only: m.read_only,
+            })
+            .collect();
+        let mut command = if binds.is_empty() && !plan.read_only_root {
+            Command::new("nsenter")
+        } else {
+            create_mount_points(&binds)?;
+            let mut command = Command::new(container_enter_binary()?);
+            command.args(binds.iter().flat_map(Bind::to_args));
+            if plan.read_only_root {
+                command.arg("--read-only-root");
+            }
+            command.args(["--", "nsenter"]);
+            command
+        };
         command.arg(format!("--net={}", sandbox.netns_path().display()));
         if let Some((uid, gid)) = plan.run_as {
             command.args(["--setuid", &uid.to_string(), "--setgid", &gid.to_string()]);
@@ -134,11 +167,10 @@ pub fn container_files(
     container: &str,
 ) -> ContainerFiles {
     let id = format!("{namespace}_{name}_{container}");
+    let pod_dir = state_dir.join("pods").join(format!("{namespace}_{name}"));
     ContainerFiles {
-        work_dir: state_dir
-            .join("pods")
-            .join(format!("{namespace}_{name}"))
-            .join(container),
+        work_dir: pod_dir.join(container),
+        volumes_dir: pod_dir.join("volumes"),
         log_file: state_dir
             .join("logs")
             .join("pods")
