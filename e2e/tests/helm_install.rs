@@ -349,7 +349,7 @@ async fn helm_install_upgrade_and_uninstall_on_the_local_cluster() {
         }
 
         // Least privilege: the operator's own token reads Zones everywhere, and no Secrets,
-        // in another namespace or in its own.
+        // in another namespace or in its own, and it cannot make Leases of its own.
         let as_operator = ns.env.token_client(&token).await?;
         Api::<Zone>::all(as_operator.clone())
             .list(&ListParams::default())
@@ -366,6 +366,18 @@ async fn helm_install_upgrade_and_uninstall_on_the_local_cluster() {
                     other.map(|l| l.items.len())
                 ),
             }
+        }
+
+        let other_lease: Lease = serde_json::from_value(json!({"metadata": {"name": "other"}}))?;
+        match Api::<Lease>::namespaced(as_operator.clone(), &ns.name)
+            .create(&PostParams::default(), &other_lease)
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 403 => {}
+            other => bail!(
+                "the operator's token must only use its own Lease: {:?}",
+                other.map(|l| l.name_any())
+            ),
         }
 
         // Upgrade with a changed value: the DNS pods roll, and a client of the Service
