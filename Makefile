@@ -18,3 +18,4 @@ down:
 
 fmt:
 	cargo fmt --all
+bench-compare: ; bench/compare/setup.sh && bench/compare/run.sh $(BENCH_ARGS)
