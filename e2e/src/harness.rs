@@ -9,6 +9,8 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+
+use crate::kubelet::process::{container_files, pod_volumes_dir, read_pid_file};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::{
     Api, Client, Config,
@@ -155,6 +157,25 @@ pub struct TestNamespace {
     pub client: Client,
     /// The cluster environment.
     pub env: ClusterEnv,
+}
+
+impl TestNamespace {
+    /// The pid file the process kubelet keeps for container `container` of Pod `pod`.
+    pub fn pid_file(&self, pod: &str, container: &str) -> anyhow::Result<PathBuf> {
+        Ok(container_files(&self.env.dir()?, &self.name, pod, container).pid_file)
+    }
+
+    /// The pid of container `container` of Pod `pod`, as the process kubelet recorded it.
+    pub fn container_pid(&self, pod: &str, container: &str) -> anyhow::Result<u32> {
+        let pid_file = self.pid_file(pod, container)?;
+        let (pid, _) = read_pid_file(&pid_file).with_context(|| pid_file.display().to_string())?;
+        Ok(pid)
+    }
+
+    /// The directory holding the volumes of Pod `pod`.
+    pub fn volumes_dir(&self, pod: &str) -> anyhow::Result<PathBuf> {
+        Ok(pod_volumes_dir(&self.env.dir()?, &self.name, pod))
+    }
 }
 
 /// Runs `test` in a fresh namespace named after `prefix`, then deletes the namespace. A

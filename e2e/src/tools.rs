@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, ensure};
 
-use crate::operator::repo_dir;
+use crate::{harness::TestNamespace, operator::repo_dir};
 
 /// The path of a tool `e2e/tools.sh` installed.
 pub fn tool(name: &str) -> anyhow::Result<String> {
@@ -14,6 +14,22 @@ pub fn tool(name: &str) -> anyhow::Result<String> {
         .output()?;
     ensure!(output.status.success(), "e2e/tools.sh path {name} failed");
     Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+/// `kubectl` with the cluster's admin kubeconfig.
+pub fn kubectl(ns: &TestNamespace) -> anyhow::Result<Command> {
+    let mut command = Command::new(tool("kubectl")?);
+    command.env("KUBECONFIG", ns.env.var("KUBECONFIG")?);
+    Ok(command)
+}
+
+/// Labels the test namespace to enforce, and warn on, Pod Security "restricted".
+pub fn enforce_restricted_pod_security(ns: &TestNamespace) -> anyhow::Result<()> {
+    run(kubectl(ns)?.args(["label", "namespace", &ns.name]).args([
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    ]))?;
+    Ok(())
 }
 
 /// The chart's directory.

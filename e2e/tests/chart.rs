@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context, ensure};
 use zonefleet_e2e::{
     harness::{TestNamespace, with_test_namespace},
-    tools::{chart_dir, run, run_with_input, tool},
+    tools::{chart_dir, enforce_restricted_pod_security, kubectl, run, run_with_input, tool},
 };
 
 /// `helm template` with `values`, then `kubectl apply --dry-run=server` of the result.
@@ -19,9 +19,7 @@ fn template_and_dry_run(ns: &TestNamespace, values: &[&str]) -> anyhow::Result<S
     }
     let manifests = run(&mut template)?;
     let (_, stderr) = run_with_input(
-        Command::new(tool("kubectl")?)
-            .args(["apply", "--dry-run=server", "-n", &ns.name, "-f", "-"])
-            .env("KUBECONFIG", ns.env.var("KUBECONFIG")?),
+        kubectl(ns)?.args(["apply", "--dry-run=server", "-n", &ns.name, "-f", "-"]),
         &manifests,
     )
     .with_context(|| format!("the API server refused the chart rendered with {values:?}"))?;
@@ -55,13 +53,7 @@ fn the_chart_lints_and_its_schema_refuses_typos() -> anyhow::Result<()> {
 async fn every_shape_of_the_chart_is_accepted_by_the_api_server() {
     with_test_namespace("chart", |ns| async move {
         zonefleet_e2e::operator::install_crds(&ns.client).await?;
-        run(Command::new(tool("kubectl")?)
-            .args(["label", "namespace", &ns.name])
-            .args([
-                "pod-security.kubernetes.io/enforce=restricted",
-                "pod-security.kubernetes.io/warn=restricted",
-            ])
-            .env("KUBECONFIG", ns.env.var("KUBECONFIG")?))?;
+        enforce_restricted_pod_security(&ns)?;
         let default = template_and_dry_run(&ns, &[])?;
         ensure!(
             default.contains("kind: StatefulSet"),

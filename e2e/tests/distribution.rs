@@ -201,16 +201,7 @@ async fn dns_pods_serve_what_the_operator_publishes_and_survive_nats_outages() {
 
         // 4. A pod restarts while NATS is down: it serves its local snapshot.
         let before = pods.get("dns-a").await?;
-        let pid_file = ns
-            .env
-            .dir()?
-            .join("pods")
-            .join(format!("{}_dns-a_dns.pid", ns.name));
-        let pid: i32 = std::fs::read_to_string(&pid_file)?
-            .split_whitespace()
-            .next()
-            .context("a pid")?
-            .parse()?;
+        let pid = i32::try_from(ns.container_pid("dns-a", "dns")?)?;
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,

@@ -81,18 +81,8 @@ impl Fleet {
     }
 
     fn pid_of(&self, pod: &str) -> anyhow::Result<Pid> {
-        let file = self
-            .ns
-            .env
-            .dir()?
-            .join("pods")
-            .join(format!("{}_{pod}_dns.pid", self.ns.name));
-        let pid: i32 = std::fs::read_to_string(&file)?
-            .split_whitespace()
-            .next()
-            .context("a pid")?
-            .parse()?;
-        Ok(Pid::from_raw(pid))
+        let pid = self.ns.container_pid(pod, "dns")?;
+        Ok(Pid::from_raw(i32::try_from(pid)?))
     }
 
     async fn pod_ip(&self, pod: &str) -> anyhow::Result<std::net::IpAddr> {

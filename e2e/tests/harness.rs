@@ -2,7 +2,6 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
-    path::PathBuf,
     time::Duration,
 };
 
@@ -21,7 +20,7 @@ use serde_json::json;
 use zonefleet_e2e::{
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     http,
-    kubelet::process::process_start_time,
+    kubelet::process::{process_start_time, read_pid_file},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -109,14 +108,6 @@ async fn post(ip: Ipv4Addr, path: &str) -> anyhow::Result<()> {
         response.status
     );
     Ok(())
-}
-
-fn pid_file(ns: &TestNamespace, pod: &str, container: &str) -> anyhow::Result<PathBuf> {
-    Ok(ns
-        .env
-        .dir()?
-        .join("pods")
-        .join(format!("{}_{pod}_{container}.pid", ns.name)))
 }
 
 #[tokio::test]
@@ -307,10 +298,8 @@ async fn deleting_a_pod_kills_its_process_and_frees_its_address() {
         let pod = wait_for_pod(&pods, "doomed", "Ready", is_ready).await?;
         let ip = pod_ip(&pod).context("a pod IP")?;
 
-        let recorded = std::fs::read_to_string(pid_file(&ns, "doomed", "server")?)?;
-        let mut fields = recorded.split_whitespace();
-        let pid: u32 = fields.next().context("a pid")?.parse()?;
-        let start = fields.next().context("a start time")?.to_owned();
+        let (pid, start) = read_pid_file(&ns.pid_file("doomed", "server")?)?;
+        ensure!(!start.is_empty(), "a start time is recorded");
         ensure!(
             process_start_time(pid).as_deref() == Some(start.as_str()),
             "process {pid} runs"
@@ -330,7 +319,7 @@ async fn deleting_a_pod_kills_its_process_and_frees_its_address() {
             "nothing answers on {ip} any more"
         );
         ensure!(
-            !pid_file(&ns, "doomed", "server")?.exists(),
+            !ns.pid_file("doomed", "server")?.exists(),
             "the pid file is removed"
         );
         Ok(())
@@ -379,7 +368,7 @@ async fn an_unmapped_image_is_reported_and_not_run() {
             "{message}"
         );
         ensure!(
-            !pid_file(&ns, "unknown", "main")?.exists(),
+            !ns.pid_file("unknown", "main")?.exists(),
             "no process was started"
         );
         Ok(())

@@ -40,16 +40,10 @@ use zonefleet_e2e::{
     dig::dig,
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     operator::{install_crds, repo_dir},
-    tools::{chart_dir, run, run_with_input, tool},
+    tools::{chart_dir, enforce_restricted_pod_security, kubectl, run, run_with_input, tool},
 };
 
 const CRDS: [&str; 2] = ["zones.dns.zonefleet.io", "records.dns.zonefleet.io"];
-
-fn kubectl(ns: &TestNamespace) -> anyhow::Result<Command> {
-    let mut command = Command::new(tool("kubectl")?);
-    command.env("KUBECONFIG", ns.env.var("KUBECONFIG")?);
-    Ok(command)
-}
 
 fn helm(ns: &TestNamespace) -> anyhow::Result<Command> {
     let mut command = Command::new(tool("helm")?);
@@ -113,12 +107,7 @@ fn pod_ip(pod: &Pod) -> anyhow::Result<IpAddr> {
 
 /// The operator's token, as the kubelet mounted it for the pod.
 fn mounted_token(ns: &TestNamespace, pod: &str) -> anyhow::Result<String> {
-    let volumes = ns
-        .env
-        .dir()?
-        .join("pods")
-        .join(format!("{}_{pod}", ns.name))
-        .join("volumes");
+    let volumes = ns.volumes_dir(pod)?;
     for entry in std::fs::read_dir(&volumes).with_context(|| volumes.display().to_string())? {
         let token = entry?.path().join("token");
         if token.exists() {
@@ -130,13 +119,7 @@ fn mounted_token(ns: &TestNamespace, pod: &str) -> anyhow::Result<String> {
 
 /// The environment of the operator container's process.
 fn process_environment(ns: &TestNamespace, pod: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let pid_file = ns
-        .env
-        .dir()?
-        .join("pods")
-        .join(format!("{}_{pod}_operator.pid", ns.name));
-    let pid = std::fs::read_to_string(&pid_file)?;
-    let pid = pid.split_whitespace().next().context("a pid")?;
+    let pid = ns.container_pid(pod, "operator")?;
     let environ = std::fs::read(format!("/proc/{pid}/environ"))?;
     Ok(environ
         .split(|b| *b == 0)
@@ -261,10 +244,7 @@ async fn helm_install_upgrade_and_uninstall_on_the_local_cluster() {
         let prefix = ns.name.replace('-', "");
         install_crds(&ns.client).await?;
         adopt_crds(&ns, &release)?;
-        run(kubectl(&ns)?.args(["label", "namespace", &ns.name]).args([
-            "pod-security.kubernetes.io/enforce=restricted",
-            "pod-security.kubernetes.io/warn=restricted",
-        ]))?;
+        enforce_restricted_pod_security(&ns)?;
         let secrets: Api<Secret> = Api::namespaced(ns.client.clone(), &ns.name);
         let credentials: Secret = serde_json::from_value(json!({
             "metadata": {"name": "nats-credentials"},

@@ -22,7 +22,7 @@ use super::{
     container::ContainerRunner,
     launch::{self, SandboxFacts, SourceKind, ValueSources},
     network::Sandbox,
-    process::container_files,
+    process::{container_files, pod_dir, pod_volumes_dir},
     status::{ConditionClock, ContainerPhase, ContainerReport, pod_status},
     volume::{self, TokenSpec, VolumeInputs},
 };
@@ -143,11 +143,7 @@ pub async fn supervise(ctx: Arc<KubeletContext>, mut updates: watch::Receiver<Op
     }
     ctx.network.remove(&sandbox.netns).await;
     ctx.release(address);
-    let _ = std::fs::remove_dir_all(
-        ctx.state_dir
-            .join("pods")
-            .join(format!("{namespace}_{name}")),
-    );
+    let _ = std::fs::remove_dir_all(pod_dir(&ctx.state_dir, &namespace, &name));
     if deleted_in_api.is_some() {
         // The kubelet's confirmation that the Pod is gone: delete it for good.
         let params = DeleteParams {
@@ -195,27 +191,38 @@ async fn start_containers(
         host_ip: ctx.host_ip,
         apiserver: ctx.apiserver.clone(),
     };
-    let volumes = prepare_volumes(ctx, pod, &facts).await;
+    // Every ConfigMap and Secret the Pod names, for its volumes and its containers'
+    // environments, is read once.
+    let (mut object_refs, token_specs) = volume::volume_references(pod);
+    for container in &spec.containers {
+        object_refs.extend(launch::referenced_sources(container));
+    }
+    let objects = fetch_objects(ctx, &namespace, object_refs).await;
+    let env_sources = objects.as_ref().map_err(Clone::clone).map(|objects| {
+        objects
+            .iter()
+            .map(|(key, values)| {
+                let values = values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                    .collect();
+                (key.clone(), values)
+            })
+            .collect::<ValueSources>()
+    });
+    let volumes = match objects {
+        Ok(objects) => prepare_volumes(ctx, pod, &facts, objects, token_specs).await,
+        Err(e) => Err(e),
+    };
     let mut reports = Vec::new();
     let mut runners = Vec::new();
     for container in &spec.containers {
-        let sources = fetch_objects(ctx, &namespace, launch::referenced_sources(container))
-            .await
-            .map(|objects| {
-                objects
-                    .into_iter()
-                    .map(|(key, values)| {
-                        let values = values
-                            .into_iter()
-                            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-                            .collect();
-                        (key, values)
-                    })
-                    .collect::<ValueSources>()
+        let plan = volumes
+            .clone()
+            .and(env_sources.clone())
+            .and_then(|sources| {
+                launch::plan_container(pod, container, &facts, &ctx.images, &sources)
             });
-        let plan = volumes.clone().and(sources).and_then(|sources| {
-            launch::plan_container(pod, container, &facts, &ctx.images, &sources)
-        });
         let (report_tx, report_rx) = watch::channel(ContainerReport {
             name: container.name.clone(),
             image: container.image.clone().unwrap_or_default(),
@@ -242,17 +249,18 @@ async fn start_containers(
     (reports, runners)
 }
 
-/// Fetches what the Pod's volumes refer to and writes every volume under the Pod's
+/// Mints the tokens the Pod's volumes ask for and writes every volume under the Pod's
 /// directory, owned by the user the Pod runs as.
 async fn prepare_volumes(
     ctx: &KubeletContext,
     pod: &Pod,
     facts: &SandboxFacts,
+    objects: FetchedObjects,
+    token_specs: std::collections::BTreeSet<TokenSpec>,
 ) -> Result<(), launch::LaunchError> {
     let namespace = pod.namespace().unwrap_or_default();
-    let (object_refs, token_specs) = volume::volume_references(pod);
     let mut inputs = VolumeInputs {
-        objects: fetch_objects(ctx, &namespace, object_refs).await?,
+        objects,
         tokens: BTreeMap::new(),
     };
     for spec in token_specs {
@@ -270,9 +278,9 @@ async fn prepare_volumes(
         .and_then(|c| c.fs_group)
         .and_then(|g| u32::try_from(g).ok());
     let owner = launch::run_as(pod, first).map(|(uid, gid)| (uid, fs_group.unwrap_or(gid)));
-    let files = container_files(&ctx.state_dir, &namespace, &pod.name_any(), &first.name);
+    let volumes_dir = pod_volumes_dir(&ctx.state_dir, &namespace, &pod.name_any());
     for (name, content) in &rendered {
-        volume::materialise(&files.volumes_dir.join(name), content, owner).map_err(|e| {
+        volume::materialise(&volumes_dir.join(name), content, owner).map_err(|e| {
             launch::LaunchError::Config(format!("cannot write volume {name:?}: {e}"))
         })?;
     }

@@ -159,6 +159,30 @@ impl ContainerProcess {
     }
 }
 
+/// The directory of Pod `namespace/name` under the state directory: its containers' working
+/// directories and its volumes.
+pub fn pod_dir(state_dir: &Path, namespace: &str, name: &str) -> PathBuf {
+    state_dir.join("pods").join(format!("{namespace}_{name}"))
+}
+
+/// The directory of Pod `namespace/name`'s volumes, one directory each.
+pub fn pod_volumes_dir(state_dir: &Path, namespace: &str, name: &str) -> PathBuf {
+    pod_dir(state_dir, namespace, name).join("volumes")
+}
+
+/// The pid and start time a pid file records (`<pid> <start time>`).
+pub fn read_pid_file(pid_file: &Path) -> std::io::Result<(u32, String)> {
+    let recorded = std::fs::read_to_string(pid_file)?;
+    let mut fields = recorded.split_whitespace();
+    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not `<pid> <start>`");
+    let pid = fields
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(invalid)?;
+    let start = fields.next().unwrap_or_default().to_owned();
+    Ok((pid, start))
+}
+
 /// The files of container `container` of Pod `namespace/name` under the state directory.
 pub fn container_files(
     state_dir: &Path,
@@ -167,10 +191,10 @@ pub fn container_files(
     container: &str,
 ) -> ContainerFiles {
     let id = format!("{namespace}_{name}_{container}");
-    let pod_dir = state_dir.join("pods").join(format!("{namespace}_{name}"));
+    let pod_dir = pod_dir(state_dir, namespace, name);
     ContainerFiles {
         work_dir: pod_dir.join(container),
-        volumes_dir: pod_dir.join("volumes"),
+        volumes_dir: pod_volumes_dir(state_dir, namespace, name),
         log_file: state_dir
             .join("logs")
             .join("pods")
