@@ -8,7 +8,12 @@ repo=$(cd "$here/.." && pwd)
 cd "$repo"
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# CI builds once from scratch: incremental artifacts would only take disk space.
+if [[ ${CI:-} == true ]]; then export CARGO_INCREMENTAL=0; fi
+disk() { df -h --output=avail,target "$repo" | tail -1 | awk '{print "disk available: " $1}' >&2; }
+
 step "setup"
+disk
 "$here/setup.sh"
 
 step "cargo fmt --check"
@@ -27,3 +32,4 @@ trap '"$here/cluster.sh" down' EXIT
 
 step "end-to-end tests"
 cargo test -p zonefleet-e2e --locked --test '*'
+disk

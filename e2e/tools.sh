@@ -104,8 +104,25 @@ build_simple() { # <tool> <module> <package> [ldflags]
   rm -rf "$dir"
 }
 
+# Go's build and module caches for these builds live in a scratch directory that is removed
+# afterwards (several GiB for Kubernetes); the binaries themselves are what is cached.
+# ZONEFLEET_KEEP_GO_CACHE=1 uses the user's own Go caches instead.
+scratch_go_caches() {
+  [[ ${ZONEFLEET_KEEP_GO_CACHE:-0} == 1 ]] && return 0
+  local t missing=0
+  for t in etcd kube-apiserver kube-controller-manager kubectl helm nats-server; do
+    [[ -x $(tool_path "$t") ]] || missing=1
+  done
+  [[ $missing == 1 ]] || return 0
+  go_scratch=$(mktemp -d "${TMPDIR:-/tmp}/zonefleet-gocache.XXXXXX")
+  export GOCACHE=$go_scratch/build GOMODCACHE=$go_scratch/mod
+  export GOFLAGS="$GOFLAGS -modcacherw"
+  trap 'rm -rf "$go_scratch"' EXIT
+}
+
 install_all() {
   command -v go >/dev/null || die "go is not installed"
+  scratch_go_caches
   build_simple nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2
   build_simple etcd go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3
   build_simple helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm \
