@@ -37,6 +37,11 @@ pub struct Config {
     #[arg(long, default_value_t = 256)]
     pub tcp_max_connections: usize,
 
+    /// UDP worker threads, each with its own socket on the listen address (0: one per CPU
+    /// the process may use).
+    #[arg(long, env = "ZONEFLEET_UDP_WORKERS", default_value_t = 0)]
+    pub udp_workers: usize,
+
     /// Seconds a TCP connection may stay idle.
     #[arg(long, default_value_t = 10)]
     pub tcp_idle_timeout_seconds: u64,

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use hickory_proto::rr::RecordType;
-use hickory_server::{net::xfer::Protocol, server::ResponseInfo};
+use hickory_proto::{op::ResponseCode, rr::RecordType};
+use hickory_server::net::xfer::Protocol;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -131,8 +131,8 @@ impl DnsMetrics {
         metrics
     }
 
-    /// A query was received.
-    pub fn query(&self, qtype: RecordType, protocol: Protocol) {
+    /// `count` queries of one type were received.
+    pub fn queries(&self, qtype: RecordType, protocol: Protocol, count: u64) {
         let protocol = if protocol == Protocol::Udp {
             "udp"
         } else {
@@ -143,16 +143,16 @@ impl DnsMetrics {
                 qtype: qtype.to_string(),
                 protocol,
             })
-            .inc();
+            .inc_by(count);
     }
 
-    /// A response was sent.
-    pub fn response(&self, info: &ResponseInfo) {
+    /// `count` responses with one response code were sent.
+    pub fn responses(&self, rcode: ResponseCode, count: u64) {
         self.responses
             .get_or_create(&RcodeLabels {
-                rcode: info.response_code.to_str().to_uppercase(),
+                rcode: rcode.to_str().to_uppercase(),
             })
-            .inc();
+            .inc_by(count);
     }
 
     /// The encoded size of a response.

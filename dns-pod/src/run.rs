@@ -51,7 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let draining = Arc::new(AtomicBool::new(false));
 
-    let listeners = DnsListeners::bind(config.listen)
+    let listeners = DnsListeners::bind(config.listen, config.udp_workers)
         .await
         .with_context(|| format!("cannot bind DNS on {}", config.listen))?;
     let (admin_address, admin) = admin::bind(

@@ -96,10 +96,11 @@ impl ZoneHandler for ServedZone {
         _lookup_options: LookupOptions,
     ) -> (LookupControlFlow<AuthLookup>, Option<TSigResponseContext>) {
         let flow = match request.request_info() {
-            // The name as asked, so the answer keeps the question's case.
+            // Owners come out lowercase; the encoder points them at the question, which
+            // shows them in the case the client used.
             Ok(info) => {
                 let query = info.query.original();
-                self.flow(query.name(), query.query_type())
+                self.flow(&query.name().to_lowercase(), query.query_type())
             }
             Err(error) => LookupControlFlow::Break(Err(error)),
         };

@@ -122,6 +122,11 @@ impl ZoneIndex {
         self.nodes.get(lowercase_name)
     }
 
+    /// Every name (lowercase) and its node, in canonical order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&Name, &Node)> {
+        self.nodes.iter()
+    }
+
     /// Every record of the zone, in canonical name order (the index holds each once).
     pub fn records(&self) -> impl Iterator<Item = &Record> {
         self.nodes

@@ -1,39 +1,27 @@
-//! The hickory-server request handler: checks the request, asks [`super::response`] what to
-//! answer, sizes it for the transport, and sends it.
+//! The general request handler: checks a parsed hickory-server request, asks
+//! [`super::response`] what to answer, and encodes the response sized for the transport.
+//! TCP, zone transfers, EDNS options and anything unusual are answered here; plain UDP
+//! queries usually take [`super::fast`], which gives the same bytes.
 
-use std::{iter, sync::Arc};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use hickory_proto::{
-    op::{Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode},
+    op::{Metadata, OpCode, Query, ResponseCode},
     rr::Record,
-    serialize::binary::{BinDecoder, BinEncodable, BinEncoder, NameEncoding},
 };
 use hickory_server::{
-    net::{runtime::Time, xfer::Protocol},
-    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::{
-        AuthLookup, LookupControlFlow, LookupError, LookupOptions, MessageResponseBuilder, Queries,
-        ZoneHandler,
-    },
+    net::xfer::Protocol,
+    server::Request,
+    zone_handler::{AuthLookup, LookupControlFlow, LookupError, LookupOptions, ZoneHandler},
 };
 use ipnet::IpNet;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use super::response::{self, Fit, Permissions, Reply};
+use super::response::{self, Permissions, Reply, Sections};
 use crate::{metrics::DnsMetrics, zones::ZoneStore};
 
 /// The most bytes of records per message of a zone transfer.
 const TRANSFER_MESSAGE_BYTES: usize = 16 * 1024;
-
-/// Why a request got no response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unanswered {
-    /// The request is itself a response.
-    IsResponse,
-    /// The response could not be sent.
-    SendFailed,
-}
 
 /// Who may transfer zones.
 #[derive(Clone, Debug, Default)]
@@ -71,182 +59,126 @@ impl QueryHandler {
         }
     }
 
-    async fn answer<R: ResponseHandler>(
-        &self,
-        request: &Request,
-        handle: R,
-    ) -> Result<ResponseInfo, Unanswered> {
+    /// The served zones.
+    pub fn zones(&self) -> &ZoneStore {
+        &self.zones
+    }
+
+    /// The serving metrics.
+    pub fn metrics(&self) -> &DnsMetrics {
+        &self.metrics
+    }
+
+    /// The encoded responses to a request: none for a message that is itself a response,
+    /// several for a zone transfer, one otherwise.
+    pub async fn respond(&self, request: &Request) -> Vec<Vec<u8>> {
+        let (responses, rcode) = self.responses(request).await;
+        if let Some(rcode) = rcode {
+            self.metrics.responses(rcode, 1);
+        }
+        responses
+    }
+
+    async fn responses(&self, request: &Request) -> (Vec<Vec<u8>>, Option<ResponseCode>) {
         let metadata = &request.metadata;
-        if metadata.message_type == MessageType::Response {
+        if metadata.message_type == hickory_proto::op::MessageType::Response {
             // Never answer an answer (RUSTSEC-2023-0041); the listeners drop these first.
-            return Err(Unanswered::IsResponse);
+            return (Vec::new(), None);
         }
         if metadata.op_code != OpCode::Query {
-            return send_error(request, ResponseCode::NotImp, handle).await;
+            return error(request, ResponseCode::NotImp);
         }
         let [query] = request.queries.queries() else {
-            return send_error(request, ResponseCode::FormErr, handle).await;
+            return error(request, ResponseCode::FormErr);
         };
         if request.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
-            return send_error(request, ResponseCode::BADVERS, handle).await;
+            return error(request, ResponseCode::BADVERS);
         }
         let query = query.original();
-        self.metrics.query(query.query_type(), request.protocol());
-        let tcp = request.protocol() != Protocol::Udp;
+        let protocol = request.protocol();
+        self.metrics.queries(query.query_type(), protocol, 1);
+        let tcp = protocol != Protocol::Udp;
         let permissions = Permissions {
             transfer: self.transfer_acl.allows(request.src().ip()),
         };
         let zones = self.zones.load();
         match response::reply(&zones, query, tcp, permissions) {
-            Reply::Error(rcode) => send_error(request, rcode, handle).await,
-            Reply::Transfer(records) => send_transfer(request, &records, handle).await,
+            Reply::Error(rcode) => error(request, rcode),
+            Reply::Transfer(records) => transfer(request, query, &records),
             Reply::Zone(zone) => match zone.search(request, LookupOptions::default()).await {
                 (LookupControlFlow::Break(Ok(AuthLookup::Response(answer))), _) => {
-                    self.send_answer(request, query, &answer, handle).await
+                    let limit = if protocol == Protocol::Udp {
+                        response::udp_limit(request.edns.as_ref())
+                    } else {
+                        u16::MAX
+                    };
+                    let metadata = response::metadata_for(
+                        &request.metadata,
+                        answer.metadata.response_code,
+                        answer.metadata.authoritative,
+                    );
+                    let edns = response::response_edns(request.edns.as_ref());
+                    let (bytes, fit) =
+                        response::encode_answer(metadata, query, &answer, edns.as_ref(), limit);
+                    self.metrics.response_size(bytes.len());
+                    if fit.truncated() {
+                        self.metrics.truncated();
+                    }
+                    (vec![bytes], Some(answer.metadata.response_code))
                 }
                 (LookupControlFlow::Break(Err(LookupError::ResponseCode(rcode))), _) => {
-                    send_error(request, rcode, handle).await
+                    error(request, rcode)
                 }
                 (other, _) => {
                     warn!(zone = %zone.origin(), result = %other, "unexpected zone lookup result");
-                    send_error(request, ResponseCode::ServFail, handle).await
+                    error(request, ResponseCode::ServFail)
                 }
             },
         }
     }
-
-    /// Sends a zone's answer, sized for the transport.
-    async fn send_answer<R: ResponseHandler>(
-        &self,
-        request: &Request,
-        query: &Query,
-        answer: &Message,
-        mut handle: R,
-    ) -> Result<ResponseInfo, Unanswered> {
-        let mut metadata = response::metadata_for(
-            &request.metadata,
-            answer.metadata.response_code,
-            answer.metadata.authoritative,
-        );
-        let edns = response::response_edns(request.edns.as_ref());
-        let limit = if request.protocol() == Protocol::Udp {
-            response::udp_limit(request.edns.as_ref())
-        } else {
-            u16::MAX
-        };
-        let queries = [query.clone()];
-        let (fit, size) = response::fit(&metadata, &queries, answer, edns.as_ref(), limit);
-        self.metrics.response_size(size);
-        let (answers, authority, additionals): (&[Record], &[Record], &[Record]) = match fit {
-            Fit::Whole => (&answer.answers, &answer.authorities, &answer.additionals),
-            Fit::WithoutAdditionals { truncated } => {
-                metadata.truncation = truncated;
-                (&answer.answers, &answer.authorities, &[])
-            }
-            Fit::Truncated => {
-                metadata.truncation = true;
-                (&[], &[], &[])
-            }
-        };
-        if metadata.truncation {
-            self.metrics.truncated();
-        }
-        let echoed = echoed_queries(&request.queries);
-        let queries = echoed.as_ref().unwrap_or(&request.queries);
-        let message = MessageResponseBuilder::new(queries, edns.as_ref()).build(
-            metadata,
-            answers.iter(),
-            authority.iter(),
-            iter::empty(),
-            additionals.iter(),
-        );
-        handle
-            .send_response(message)
-            .await
-            .map_err(|_| Unanswered::SendFailed)
-    }
 }
 
-#[async_trait]
-impl RequestHandler for QueryHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        response_handle: R,
-    ) -> ResponseInfo {
-        match self.answer(request, response_handle).await {
-            Ok(info) => {
-                self.metrics.response(&info);
-                info
-            }
-            Err(reason) => {
-                debug!(src = %request.src(), ?reason, "no response sent");
-                let mut metadata = Metadata::response_from_request(&request.metadata);
-                metadata.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        }
-    }
-}
-
-/// Sends an error response: the question echoed, empty sections.
-async fn send_error<R: ResponseHandler>(
-    request: &Request,
-    rcode: ResponseCode,
-    mut handle: R,
-) -> Result<ResponseInfo, Unanswered> {
+/// An error response: the question echoed, empty sections.
+fn error(request: &Request, rcode: ResponseCode) -> (Vec<Vec<u8>>, Option<ResponseCode>) {
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.response_code = rcode;
-    let mut edns = response::response_edns(request.edns.as_ref());
-    if let Some(edns) = &mut edns {
-        edns.set_rcode_high(rcode.high());
-    }
-    let echoed = echoed_queries(&request.queries);
-    let queries = echoed.as_ref().unwrap_or(&request.queries);
-    let message = MessageResponseBuilder::new(queries, edns.as_ref()).build(
-        metadata,
-        iter::empty(),
-        iter::empty(),
-        iter::empty(),
-        iter::empty(),
+    let edns = response::response_edns(request.edns.as_ref());
+    let questions: Vec<&Query> = request
+        .queries
+        .queries()
+        .iter()
+        .map(|query| query.original())
+        .collect();
+    let bytes = response::encode(
+        &metadata,
+        &questions,
+        Sections::default(),
+        edns.as_ref(),
+        u16::MAX,
     );
-    handle
-        .send_response(message)
-        .await
-        .map_err(|_| Unanswered::SendFailed)
+    (bytes.into_iter().collect(), Some(rcode))
 }
 
-/// Sends a zone transfer as a sequence of messages (RFC 5936 §2.2), each holding as many
-/// records as fit in [`TRANSFER_MESSAGE_BYTES`].
-async fn send_transfer<R: ResponseHandler>(
+/// A zone transfer as a sequence of messages (RFC 5936 §2.2), each holding as many records
+/// as fit in [`TRANSFER_MESSAGE_BYTES`].
+fn transfer(
     request: &Request,
+    query: &Query,
     records: &[Record],
-    mut handle: R,
-) -> Result<ResponseInfo, Unanswered> {
+) -> (Vec<Vec<u8>>, Option<ResponseCode>) {
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.authoritative = true;
-    let mut last = None;
-    let echoed = echoed_queries(&request.queries);
-    let queries = echoed.as_ref().unwrap_or(&request.queries);
-    for chunk in transfer_chunks(records) {
-        let message = MessageResponseBuilder::new(queries, None).build(
-            metadata,
-            chunk.iter(),
-            iter::empty(),
-            iter::empty(),
-            iter::empty(),
-        );
-        last = Some(
-            handle
-                .send_response(message)
-                .await
-                .map_err(|_| Unanswered::SendFailed)?,
-        );
-    }
-    last.ok_or(Unanswered::SendFailed)
+    let messages = transfer_chunks(records)
+        .into_iter()
+        .filter_map(|chunk| {
+            let sections = Sections {
+                answers: chunk,
+                ..Sections::default()
+            };
+            response::encode(&metadata, &[query], sections, None, u16::MAX)
+        })
+        .collect();
+    (messages, Some(ResponseCode::NoError))
 }
 
 /// Splits records into runs of at most [`TRANSFER_MESSAGE_BYTES`] (by uncompressed size).
@@ -272,32 +204,4 @@ fn transfer_chunks(records: &[Record]) -> Vec<&[Record]> {
 fn record_len(record: &Record) -> usize {
     use hickory_proto::serialize::binary::BinEncodable;
     record.to_bytes().map_or(512, |bytes| bytes.len())
-}
-
-/// The question to echo in a response. hickory-server copies the request's question bytes
-/// as they came; if they hold a compression pointer, it points into the request and means
-/// something else in the response. Such a question is re-encoded without compression.
-fn echoed_queries(queries: &Queries) -> Option<Queries> {
-    if !has_pointer(queries.as_bytes()) {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_name_encoding(NameEncoding::Uncompressed);
-    for query in queries.queries() {
-        query.original().emit(&mut encoder).ok()?;
-    }
-    Queries::read(&mut BinDecoder::new(&bytes), queries.len()).ok()
-}
-
-/// True if wire-format questions use a compression pointer.
-fn has_pointer(mut questions: &[u8]) -> bool {
-    while let Some((&len, rest)) = questions.split_first() {
-        match len {
-            0 => questions = rest.get(4..).unwrap_or_default(),
-            len if len & 0xC0 != 0 => return true,
-            len => questions = rest.get(usize::from(len)..).unwrap_or_default(),
-        }
-    }
-    false
 }

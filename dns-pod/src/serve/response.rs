@@ -90,13 +90,16 @@ pub fn metadata_for(request: &Metadata, rcode: ResponseCode, authoritative: bool
 /// The EDNS record of a response: our payload size, version 0, no DNSSEC. None when the
 /// request had no EDNS.
 pub fn response_edns(request: Option<&Edns>) -> Option<Edns> {
-    request.map(|_| {
-        let mut edns = Edns::new();
-        edns.set_max_payload(UDP_PAYLOAD_CAP);
-        edns.set_version(0);
-        edns.set_dnssec_ok(false);
-        edns
-    })
+    request.map(|_| our_edns())
+}
+
+/// Our EDNS record: payload [`UDP_PAYLOAD_CAP`], version 0, no DNSSEC, no options.
+pub fn our_edns() -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(UDP_PAYLOAD_CAP);
+    edns.set_version(0);
+    edns.set_dnssec_ok(false);
+    edns
 }
 
 /// The largest response a UDP client can take: its EDNS payload size (at least 512), capped
@@ -122,65 +125,154 @@ pub enum Fit {
     Truncated,
 }
 
-/// Fits a zone's answer into `limit` bytes; returns the fit and the size of the response
-/// sent.
-pub fn fit(
-    metadata: &Metadata,
-    queries: &[Query],
-    answer: &Message,
-    edns: Option<&Edns>,
-    limit: u16,
-) -> (Fit, usize) {
-    let fits = |additionals: &[Record]| {
-        encodes_within(
-            metadata,
-            queries,
-            &answer.answers,
-            &answer.authorities,
-            additionals,
-            edns,
-            limit,
+impl Fit {
+    /// True if something the client needs was left out (the response says TC).
+    pub fn truncated(self) -> bool {
+        matches!(
+            self,
+            Self::Truncated | Self::WithoutAdditionals { truncated: true }
         )
-    };
-    if let Some(size) = fits(&answer.additionals) {
-        (Fit::Whole, size)
-    } else if let Some(size) = fits(&[]) {
-        // A referral's additionals are glue (answer empty, NS in authority, AA clear).
-        let referral = !answer.metadata.authoritative && answer.answers.is_empty();
-        let fit = Fit::WithoutAdditionals {
-            truncated: referral,
-        };
-        (fit, size)
-    } else {
-        let size = encodes_within(metadata, queries, &[], &[], &[], edns, u16::MAX).unwrap_or(0);
-        (Fit::Truncated, size)
     }
 }
 
-/// The encoded size (with name compression) if the message fits in `limit` bytes.
-fn encodes_within(
-    metadata: &Metadata,
-    queries: &[Query],
-    answers: &[Record],
-    authority: &[Record],
-    additionals: &[Record],
+/// The sections of a response.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sections<'a> {
+    /// The answer section.
+    pub answers: &'a [Record],
+    /// The authority section.
+    pub authority: &'a [Record],
+    /// The additional section.
+    pub additionals: &'a [Record],
+}
+
+impl<'a> Sections<'a> {
+    /// The sections of a zone's answer.
+    pub fn of(answer: &'a Message) -> Self {
+        Self {
+            answers: &answer.answers,
+            authority: &answer.authorities,
+            additionals: &answer.additionals,
+        }
+    }
+}
+
+/// Encodes a zone's answer to `query` within `limit` bytes, dropping what does not fit;
+/// returns the bytes and how they fit. Every query response is encoded through here or
+/// [`encode`], whichever path answered it.
+pub fn encode_answer(
+    metadata: Metadata,
+    query: &Query,
+    answer: &Message,
     edns: Option<&Edns>,
     limit: u16,
-) -> Option<usize> {
-    let mut bytes = Vec::with_capacity(usize::from(limit));
+) -> (Vec<u8>, Fit) {
+    let whole = Sections::of(answer);
+    if let Some(bytes) = encode(&metadata, &[query], whole, edns, limit) {
+        return (bytes, Fit::Whole);
+    }
+    // A referral's additionals are glue (answer empty, NS in authority, AA clear).
+    let referral = !answer.metadata.authoritative && answer.answers.is_empty();
+    let mut metadata = metadata;
+    metadata.truncation = referral;
+    let without_additionals = Sections {
+        additionals: &[],
+        ..whole
+    };
+    if let Some(bytes) = encode(&metadata, &[query], without_additionals, edns, limit) {
+        let fit = Fit::WithoutAdditionals {
+            truncated: referral,
+        };
+        return (bytes, fit);
+    }
+    metadata.truncation = true;
+    let bytes = encode(&metadata, &[query], Sections::default(), edns, u16::MAX);
+    (bytes.unwrap_or_default(), Fit::Truncated)
+}
+
+/// Encodes a response if it fits in `limit` bytes.
+///
+/// Names are compressed against the question as if it were lowercase: the question is
+/// written lowercase first, so an owner equal to the question name (in any case) becomes
+/// a pointer to it, and a name ending in one of its suffixes points into it; then the
+/// question's labels are set back to the case the client used. The bytes therefore depend
+/// on the client's case only in the question itself, as NSD's do, and a precomputed answer
+/// needs only its question patched.
+pub fn encode(
+    metadata: &Metadata,
+    questions: &[&Query],
+    sections: Sections<'_>,
+    edns: Option<&Edns>,
+    limit: u16,
+) -> Option<Vec<u8>> {
+    let lowercase: Vec<Query> = questions
+        .iter()
+        .map(|query| {
+            let mut lower = Query::query(query.name().to_lowercase(), query.query_type());
+            lower.set_query_class(query.query_class());
+            lower
+        })
+        .collect();
+    // Encoded without TC, so that TC in the result means that something did not fit.
+    let mut untruncated = *metadata;
+    untruncated.truncation = false;
+    let mut bytes = Vec::with_capacity(usize::from(limit.min(UDP_PAYLOAD_CAP)));
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_max_size(limit);
-    match emit_message_parts(
-        metadata,
-        &mut queries.iter(),
-        &mut answers.iter(),
-        &mut authority.iter(),
-        &mut additionals.iter(),
+    let header = emit_message_parts(
+        &untruncated,
+        &mut lowercase.iter(),
+        &mut sections.answers.iter(),
+        &mut sections.authority.iter(),
+        &mut sections.additionals.iter(),
         edns,
         None,
         &mut encoder,
-    ) {
-        Ok(header) if !header.metadata.truncation => Some(bytes.len()),
-        _ => None,
+    )
+    .ok()?;
+    if header.metadata.truncation {
+        return None;
+    }
+    if metadata.truncation {
+        bytes[2] |= TC_BIT;
+    }
+    restore_question_case(&mut bytes, questions);
+    Some(bytes)
+}
+
+/// Sets the literal labels of each encoded question to the client's case.
+fn restore_question_case(bytes: &mut [u8], questions: &[&Query]) {
+    let mut at = HEADER_LEN;
+    for query in questions {
+        let mut compressed = false;
+        for label in query.name().iter() {
+            match bytes.get(at) {
+                Some(&len) if usize::from(len) == label.len() && len & 0xC0 == 0 => {
+                    if let Some(target) = bytes.get_mut(at + 1..at + 1 + label.len()) {
+                        target.copy_from_slice(label);
+                    }
+                    at += 1 + label.len();
+                }
+                // A pointer (a later question compressed against an earlier one) ends
+                // the literal labels.
+                Some(len) if len & 0xC0 == 0xC0 => {
+                    at += 2;
+                    compressed = true;
+                    break;
+                }
+                _ => return,
+            }
+        }
+        if !compressed {
+            // The root label that ends the name.
+            at += 1;
+        }
+        // Type and class.
+        at += 4;
     }
 }
+
+/// The length of a DNS header.
+pub const HEADER_LEN: usize = 12;
+/// The TC flag in the third byte of a header.
+const TC_BIT: u8 = 0x02;

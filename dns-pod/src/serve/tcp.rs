@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use hickory_server::{net::xfer::Protocol, server::RequestHandler};
+use hickory_server::net::xfer::Protocol;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -12,7 +12,7 @@ use tokio::{
 };
 use tracing::debug;
 
-use super::raw;
+use super::{QueryHandler, raw};
 use crate::metrics::DnsMetrics;
 
 /// Limits on TCP clients.
@@ -25,9 +25,9 @@ pub struct TcpLimits {
 }
 
 /// Serves TCP clients until the listener fails.
-pub async fn serve<H: RequestHandler>(
+pub async fn serve(
     listener: TcpListener,
-    handler: Arc<H>,
+    handler: Arc<QueryHandler>,
     limits: TcpLimits,
     metrics: Arc<DnsMetrics>,
 ) -> std::io::Result<()> {
@@ -62,10 +62,10 @@ pub async fn serve<H: RequestHandler>(
 
 /// Answers the queries of one connection, in order, until the client closes it, sends
 /// garbage, or stays idle too long.
-async fn connection<H: RequestHandler>(
+async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
-    handler: &H,
+    handler: &QueryHandler,
     limits: TcpLimits,
 ) -> Result<(), &'static str> {
     stream.set_nodelay(true).map_err(|_| "socket option")?;

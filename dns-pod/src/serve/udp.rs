@@ -1,58 +1,277 @@
-//! DNS over UDP: one task reading datagrams and answering each through
-//! [`super::raw::respond`], the same checks and handler as TCP. (hickory-server's own UDP
-//! listener answers a malformed packet with QR=1 with FORMERR, since it parses before it
-//! looks at QR; ours never answers a response.)
+//! DNS over UDP: one thread per worker, each with its own `SO_REUSEPORT` socket on the
+//! same address, so the kernel spreads clients over the workers. A worker takes datagrams
+//! in batches (`recvmmsg`), answers each through the fast path ([`super::fast`]) or else
+//! the general handler ([`super::raw::respond`]), and sends the batch's responses at once
+//! (`sendmmsg`). It never answers a response (hickory-server's own UDP listener answers a
+//! malformed packet with QR=1 with FORMERR, since it parses before it looks at QR).
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    io::{IoSlice, IoSliceMut},
+    net::{SocketAddr, UdpSocket},
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
-use hickory_server::{net::xfer::Protocol, server::RequestHandler};
-use tokio::net::UdpSocket;
-use tracing::debug;
+use hickory_proto::{op::ResponseCode, rr::RecordType};
+use hickory_server::net::xfer::Protocol;
+use nix::{
+    errno::Errno,
+    sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg},
+};
+use socket2::{Domain, Socket, Type};
+use tracing::{debug, error};
 
-use super::raw;
+use super::{QueryHandler, fast, raw};
+use crate::metrics::DnsMetrics;
 
-/// The largest datagram read; larger ones are cut and then fail to parse.
+/// The largest datagram read.
 const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams taken and answered per system call.
+const BATCH: usize = 32;
+/// How long a worker waits for a datagram before it checks whether to stop.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+/// The receive buffer asked for (the kernel caps it at `net.core.rmem_max`).
+const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 
-/// Serves UDP clients until the socket fails.
-pub async fn serve<H: RequestHandler>(socket: UdpSocket, handler: Arc<H>) -> std::io::Result<()> {
-    let mut buffer = vec![0; MAX_DATAGRAM];
-    loop {
-        let (len, peer) = match socket.recv_from(&mut buffer).await {
-            Ok(received) => received,
-            // An ICMP error from an earlier send surfaces here on Linux: not fatal.
-            Err(error) if is_transient(&error) => {
-                debug!(%error, "UDP receive failed");
+/// Opens one worker's UDP socket on `address`, shared with the other workers.
+pub fn socket(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_reuse_port(true)?;
+    if let Err(error) = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES) {
+        debug!(%error, "could not enlarge the UDP receive buffer");
+    }
+    socket.bind(&address.into())?;
+    socket.set_read_timeout(Some(STOP_CHECK))?;
+    Ok(socket.into())
+}
+
+/// Serves UDP clients on `sockets`, one worker thread each, until a socket fails. When the
+/// returned future is dropped, the workers stop within [`STOP_CHECK`].
+pub async fn serve(sockets: Vec<UdpSocket>, handler: Arc<QueryHandler>) -> std::io::Result<()> {
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let (failed, mut failures) = tokio::sync::mpsc::unbounded_channel();
+    for (number, socket) in sockets.into_iter().enumerate() {
+        let handler = Arc::clone(&handler);
+        let stop = Arc::clone(&stop.0);
+        let failed = failed.clone();
+        std::thread::Builder::new()
+            .name(format!("udp-{number}"))
+            .spawn(move || {
+                let result = Worker::new(socket, handler).run(&stop);
+                // The receiver is gone only when serving already stopped.
+                let _ = failed.send(result);
+            })?;
+    }
+    drop(failed);
+    match failures.recv().await {
+        Some(result) => result,
+        None => Ok(()),
+    }
+}
+
+/// Tells the workers to stop when serving is dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One worker: its socket, buffers and the batch's responses.
+struct Worker {
+    socket: UdpSocket,
+    handler: Arc<QueryHandler>,
+    buffers: Vec<Vec<u8>>,
+    /// The size and sender of each datagram of the batch.
+    received: Vec<(usize, SockaddrStorage)>,
+    /// The batch's responses and where they go.
+    responses: Vec<Vec<u8>>,
+    destinations: Vec<Option<SockaddrStorage>>,
+    tally: Tally,
+}
+
+impl Worker {
+    fn new(socket: UdpSocket, handler: Arc<QueryHandler>) -> Self {
+        Self {
+            socket,
+            handler,
+            buffers: vec![vec![0; MAX_DATAGRAM]; BATCH],
+            received: Vec::with_capacity(BATCH),
+            responses: Vec::with_capacity(BATCH),
+            destinations: Vec::with_capacity(BATCH),
+            tally: Tally::default(),
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) -> std::io::Result<()> {
+        let mut receive_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut spare = Vec::with_capacity(BATCH);
+        while !stop.load(Ordering::Relaxed) {
+            match self.receive(&mut receive_headers) {
+                Ok(()) => {}
+                Err(error) if is_transient(error) => continue,
+                Err(error) => {
+                    error!(%error, "UDP receive failed");
+                    return Err(error.into());
+                }
+            }
+            self.answer_batch(&mut spare);
+            self.send(&mut send_headers);
+            // Keep the response buffers for the next batch.
+            spare.append(&mut self.responses);
+            self.destinations.clear();
+            self.tally.flush(self.handler.metrics());
+        }
+        Ok(())
+    }
+
+    /// Waits for at least one datagram and takes up to a batch.
+    fn receive(&mut self, headers: &mut MultiHeaders<SockaddrStorage>) -> Result<(), Errno> {
+        self.received.clear();
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
+            .buffers
+            .iter_mut()
+            .map(|buffer| [IoSliceMut::new(buffer)])
+            .collect();
+        let results = recvmmsg(
+            self.socket.as_raw_fd(),
+            headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        )?;
+        for message in results {
+            if let Some(address) = message.address {
+                self.received.push((message.bytes, address));
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers every datagram of the batch into `responses`.
+    fn answer_batch(&mut self, spare: &mut Vec<Vec<u8>>) {
+        let zones = self.handler.zones().load();
+        for (at, &(len, peer)) in self.received.iter().enumerate() {
+            // Port 0 cannot be answered (and answering it would only reflect).
+            let Some(peer_address) = socket_address(&peer).filter(|a| a.port() != 0) else {
+                continue;
+            };
+            let packet = &self.buffers[at][..len];
+            let mut out = spare.pop().unwrap_or_default();
+            if let Some(answer) = fast::answer(&zones, packet, &mut out) {
+                self.tally.answered(answer, out.len());
+                self.responses.push(out);
+                self.destinations.push(Some(peer));
                 continue;
             }
-            Err(error) => return Err(error),
-        };
-        if !answerable(peer) {
-            continue;
+            spare.push(out);
+            let general = raw::respond(&self.handler, packet.to_vec(), peer_address, Protocol::Udp);
+            for response in futures::executor::block_on(general) {
+                self.responses.push(response);
+                self.destinations.push(Some(peer));
+            }
         }
-        let request = buffer[..len].to_vec();
-        for response in raw::respond(handler.as_ref(), request, peer, Protocol::Udp).await {
-            if let Err(error) = socket.send_to(&response, peer).await {
-                debug!(%peer, %error, "UDP send failed");
+    }
+
+    /// Sends the batch's responses; a response that cannot be sent is dropped.
+    fn send(&mut self, headers: &mut MultiHeaders<SockaddrStorage>) {
+        let mut start = 0;
+        while start < self.responses.len() {
+            let end = self.responses.len().min(start + BATCH);
+            let slices: Vec<[IoSlice<'_>; 1]> = self.responses[start..end]
+                .iter()
+                .map(|response| [IoSlice::new(response)])
+                .collect();
+            let no_control: [ControlMessage<'_>; 0] = [];
+            match sendmmsg(
+                self.socket.as_raw_fd(),
+                headers,
+                slices.iter(),
+                &self.destinations[start..end],
+                no_control,
+                MsgFlags::empty(),
+            ) {
+                // A partial send stops at the first message that failed: skip it.
+                Ok(sent) => start += sent.count().max(1),
+                Err(Errno::EINTR) => {}
+                Err(error) => {
+                    debug!(%error, "UDP send failed");
+                    start += 1;
+                }
             }
         }
     }
 }
 
-/// Port 0 cannot be answered (and answering it would only reflect).
-fn answerable(peer: SocketAddr) -> bool {
-    peer.port() != 0
+/// The counts of one batch, added to the metrics once per batch.
+#[derive(Debug, Default)]
+struct Tally {
+    queries: Vec<(RecordType, u64)>,
+    responses: Vec<(ResponseCode, u64)>,
+    sizes: Vec<usize>,
+    truncated: u64,
 }
 
-fn is_transient(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
+impl Tally {
+    fn answered(&mut self, answer: fast::FastAnswer, size: usize) {
+        bump(&mut self.queries, answer.qtype);
+        bump(&mut self.responses, answer.rcode);
+        self.sizes.push(size);
+        self.truncated += u64::from(answer.truncated);
+    }
+
+    fn flush(&mut self, metrics: &DnsMetrics) {
+        for (qtype, count) in self.queries.drain(..) {
+            metrics.queries(qtype, Protocol::Udp, count);
+        }
+        for (rcode, count) in self.responses.drain(..) {
+            metrics.responses(rcode, count);
+        }
+        for size in self.sizes.drain(..) {
+            metrics.response_size(size);
+        }
+        for _ in 0..std::mem::take(&mut self.truncated) {
+            metrics.truncated();
+        }
+    }
+}
+
+fn bump<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
+    match counts.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, count)) => *count += 1,
+        None => counts.push((key, 1)),
+    }
+}
+
+fn socket_address(address: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4)));
+    }
+    address
+        .as_sockaddr_in6()
+        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+}
+
+/// Errors after which the worker goes on: a timeout (to check for stop), a signal, and
+/// ICMP errors from an earlier send, which Linux reports on the next receive.
+fn is_transient(error: Errno) -> bool {
     matches!(
-        error.kind(),
-        ConnectionRefused
-            | ConnectionReset
-            | Interrupted
-            | WouldBlock
-            | HostUnreachable
-            | NetworkUnreachable
+        error,
+        Errno::EAGAIN
+            | Errno::EINTR
+            | Errno::ECONNREFUSED
+            | Errno::ECONNRESET
+            | Errno::EHOSTUNREACH
+            | Errno::ENETUNREACH
     )
 }

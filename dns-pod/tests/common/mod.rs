@@ -158,7 +158,7 @@ impl TestServer {
             transfer_acl(transfer_networks),
             Arc::clone(&metrics),
         );
-        let listeners = DnsListeners::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let listeners = DnsListeners::bind(SocketAddr::from(([127, 0, 0, 1], 0)), 2)
             .await
             .expect("bind 127.0.0.1:0 for UDP and TCP");
         let addr = listeners.local_addr().expect("the bound address");
