@@ -495,14 +495,15 @@ class Hickory(Server):
 
 
 class DnsPod(Server):
-    """zonefleet-dns-pod in static mode (--zones-dir), one tokio worker thread."""
+    """zonefleet-dns-pod in static mode (--zones-dir): one UDP worker, one tokio worker thread."""
 
     binary = ""
 
     def command(self, run_dir, zones_dir, zones):
         env = {"TOKIO_WORKER_THREADS": "1", "RUST_LOG": os.environ.get("BENCH_DNS_POD_LOG", "warn")}
         return [self.binary, "--zones-dir", str(zones_dir), "--listen", f"127.0.0.1:{self.port}",
-                "--admin-address", f"127.0.0.1:{self.extra_port}"], env
+                "--admin-address", f"127.0.0.1:{self.extra_port}",
+                "--udp-workers", os.environ.get("BENCH_DNS_POD_UDP_WORKERS", "1")], env
 
     def version(self):
         return first_line([self.binary, "--version"])

@@ -1,10 +1,10 @@
 //! Answers precomputed in wire form when a zone version is built: for every name of the
-//! zone, the whole response to each type it holds (and to ANY and CNAME), and one response
-//! for every other type. At a CNAME the answer to other types depends on the type (the
-//! chain is followed for it), so there the common address types are precomputed and the
-//! rest are looked up. A query for one of those names is answered by copying its
-//! template and patching the ID, two header flags, the question (the client's case and
-//! type) and the EDNS record.
+//! zone, the whole response to each type it holds. ANY is answered by the first RRset
+//! (RFC 8482), so it shares that type's template; at a CNAME, A, AAAA and HTTPS are
+//! precomputed too (the chain is followed for them). Every other question — no data of the
+//! type, names that do not exist — is looked up in the index. A query for one of those
+//! names and types is answered by copying its template and patching the ID, two header
+//! flags, the question (the client's case and type) and the EDNS record.
 //!
 //! Each template is exactly what [`response::encode_answer`] gives the canonical query
 //! (ID 0, no flags, lowercase question, no EDNS); [`super::answer`] relies on that, and a
@@ -20,9 +20,7 @@ use hickory_proto::{
 
 use crate::{serve::response, zones::ServedZone};
 
-/// Types answered differently from an absent type even when the name holds no such RRset.
-const SPECIAL_TYPES: [RecordType; 2] = [RecordType::ANY, RecordType::CNAME];
-/// Types precomputed at a CNAME, whose chain is followed for the type asked.
+/// Types precomputed at a CNAME besides the CNAME itself: the chain is followed for them.
 const CHAINED_TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, RecordType::HTTPS];
 
 /// The precomputed answers of one zone version.
@@ -31,14 +29,9 @@ pub struct AnswerTemplates {
     names: HashMap<Box<[u8]>, NameTemplates>,
 }
 
-/// The answers for one name.
-#[derive(Debug)]
-struct NameTemplates {
-    /// Answers for particular types, where they differ from `other`.
-    by_type: Box<[(u16, Box<[u8]>)]>,
-    /// The answer for any other type; none at a CNAME.
-    other: Option<Box<[u8]>>,
-}
+/// The answers for one name, by type code: the RRsets it holds in type order, then the
+/// types chased through its CNAME.
+type NameTemplates = Box<[(u16, Box<[u8]>)]>;
 
 impl AnswerTemplates {
     /// Precomputes the answers for every name of `zone`.
@@ -46,48 +39,39 @@ impl AnswerTemplates {
         let names = zone
             .index
             .nodes()
+            .filter(|(_, node)| !node.is_empty())
             .filter_map(|(name, node)| {
                 let key = name.to_bytes().ok()?.into_boxed_slice();
                 let chained = node.rrset(RecordType::CNAME).is_some();
-                let other = if chained {
-                    None
-                } else {
-                    Some(template(
-                        zone,
-                        name,
-                        absent_type(node.rrsets.keys().copied()),
-                    )?)
-                };
-                let mut types: Vec<RecordType> = node
+                let types = node
                     .rrsets
                     .keys()
                     .map(|&code| RecordType::from(code))
-                    .chain(SPECIAL_TYPES)
-                    .chain(CHAINED_TYPES.into_iter().filter(|_| chained))
-                    .collect();
-                types.sort_by_key(|qtype| u16::from(*qtype));
-                types.dedup();
-                let mut by_type: Vec<(u16, Box<[u8]>)> = Vec::with_capacity(types.len());
+                    .chain(CHAINED_TYPES.into_iter().filter(|_| chained));
+                let mut templates: Vec<(u16, Box<[u8]>)> = Vec::new();
                 for qtype in types {
-                    let bytes = template(zone, name, qtype)?;
-                    if other.as_ref() != Some(&bytes) {
-                        by_type.push((u16::from(qtype), bytes));
+                    let code = u16::from(qtype);
+                    if templates.iter().all(|(held, _)| *held != code) {
+                        templates.push((code, template(zone, name, qtype)?));
                     }
                 }
-                let by_type = by_type.into_boxed_slice();
-                Some((key, NameTemplates { by_type, other }))
+                Some((key, templates.into_boxed_slice()))
             })
             .collect();
         Self { names }
     }
 
-    /// The template for a lowercase wire-form name and a type, if the name is in the zone.
+    /// The template for a lowercase wire-form name and a type, if there is one.
     pub fn get(&self, lowercase_name: &[u8], qtype: u16) -> Option<&[u8]> {
-        let name = self.names.get(lowercase_name)?;
-        match name.by_type.iter().find(|(code, _)| *code == qtype) {
-            Some((_, bytes)) => Some(bytes),
-            None => name.other.as_deref(),
-        }
+        let templates = self.names.get(lowercase_name)?;
+        let found = if qtype == u16::from(RecordType::ANY) {
+            // RFC 8482: the first RRset (in type order, which the templates keep) stands
+            // for all.
+            templates.first()
+        } else {
+            templates.iter().find(|(held, _)| *held == qtype)
+        };
+        found.map(|(_, bytes)| &**bytes)
     }
 
     /// The number of names with templates.
@@ -99,14 +83,6 @@ impl AnswerTemplates {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
-}
-
-/// A type code the name does not hold (from the private-use range).
-fn absent_type(held: impl Iterator<Item = u16> + Clone) -> RecordType {
-    let code = (0xFF00..=u16::MAX)
-        .find(|code| !held.clone().any(|held| held == *code))
-        .unwrap_or(0xFF00);
-    RecordType::from(code)
 }
 
 /// The encoded answer to the canonical query for `name`/`qtype`.
