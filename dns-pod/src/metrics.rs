@@ -160,9 +160,9 @@ impl DnsMetrics {
         self.response_bytes.observe(bytes as f64);
     }
 
-    /// A UDP response was truncated.
-    pub fn truncated(&self) {
-        self.truncated.inc();
+    /// `count` UDP responses were truncated.
+    pub fn truncated(&self, count: u64) {
+        self.truncated.inc_by(count);
     }
 
     /// A TCP connection opened.

@@ -122,7 +122,7 @@ impl QueryHandler {
                         response::encode_answer(metadata, query, &answer, edns.as_ref(), limit);
                     self.metrics.response_size(bytes.len());
                     if fit.truncated() {
-                        self.metrics.truncated();
+                        self.metrics.truncated(1);
                     }
                     (vec![bytes], Some(answer.metadata.response_code))
                 }

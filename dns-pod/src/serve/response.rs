@@ -105,8 +105,13 @@ pub fn our_edns() -> Edns {
 /// The largest response a UDP client can take: its EDNS payload size (at least 512), capped
 /// at [`UDP_PAYLOAD_CAP`]; 512 without EDNS.
 pub fn udp_limit(request: Option<&Edns>) -> u16 {
-    request.map_or(UDP_PAYLOAD_PLAIN, |edns| {
-        edns.max_payload().clamp(UDP_PAYLOAD_PLAIN, UDP_PAYLOAD_CAP)
+    udp_limit_for(request.map(Edns::max_payload))
+}
+
+/// [`udp_limit`] from the EDNS payload size offered, if any.
+pub fn udp_limit_for(edns_payload: Option<u16>) -> u16 {
+    edns_payload.map_or(UDP_PAYLOAD_PLAIN, |payload| {
+        payload.clamp(UDP_PAYLOAD_PLAIN, UDP_PAYLOAD_CAP)
     })
 }
 

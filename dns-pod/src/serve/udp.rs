@@ -240,9 +240,7 @@ impl Tally {
         for size in self.sizes.drain(..) {
             metrics.response_size(size);
         }
-        for _ in 0..std::mem::take(&mut self.truncated) {
-            metrics.truncated();
-        }
+        metrics.truncated(std::mem::take(&mut self.truncated));
     }
 }
 

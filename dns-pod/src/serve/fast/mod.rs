@@ -17,7 +17,7 @@ use hickory_proto::{
 };
 
 use self::query::{PlainQuery, suffixes};
-use super::response::{self, HEADER_LEN, UDP_PAYLOAD_CAP, UDP_PAYLOAD_PLAIN};
+use super::response::{self, HEADER_LEN, UDP_PAYLOAD_CAP};
 use crate::zones::{ServedZone, ZoneSet};
 
 /// The OPT record of every EDNS response: root owner, our payload size, version 0, no
@@ -59,9 +59,7 @@ pub fn answer(zones: &ZoneSet, packet: &[u8], out: &mut Vec<u8>) -> Option<FastA
         return None;
     }
     let zone = suffixes(query.lowercase_name()).find_map(|apex| zones.find_wire(apex))?;
-    let limit = query.edns_payload().map_or(UDP_PAYLOAD_PLAIN, |payload| {
-        payload.clamp(UDP_PAYLOAD_PLAIN, UDP_PAYLOAD_CAP)
-    });
+    let limit = response::udp_limit_for(query.edns_payload());
     match zone
         .fast_answers()
         .and_then(|templates| templates.get(query.lowercase_name(), query.qtype()))

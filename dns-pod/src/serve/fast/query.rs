@@ -2,8 +2,8 @@
 //! question of class IN, no answer or authority records, and at most a bare EDNS version 0
 //! OPT record. Anything else is not plain and goes to the general handler.
 
-/// A DNS header's length.
-const HEADER_LEN: usize = 12;
+use crate::serve::response::HEADER_LEN;
+
 /// The longest name on the wire (RFC 1035 §2.3.4).
 const MAX_NAME_LEN: usize = 255;
 /// Type code of an OPT record.
