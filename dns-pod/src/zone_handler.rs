@@ -26,13 +26,20 @@ use hickory_server::{
     },
 };
 
-use crate::{authority::Rcode, zones::ServedZone};
+use crate::{
+    authority::{Answer, Rcode},
+    zones::ServedZone,
+};
 
 impl ServedZone {
     /// The response to `qname`/`qtype` as a message (ID 0, no question; the caller adds
     /// those), or REFUSED for a name outside the zone.
     pub fn answer_message(&self, qname: &Name, qtype: RecordType) -> Result<Message, LookupError> {
-        let answer = self.index.lookup(qname, qtype);
+        Self::message_for(self.index.lookup(qname, qtype))
+    }
+
+    /// An answer of the index as a message (ID 0, no question), or REFUSED.
+    pub fn message_for(answer: Answer) -> Result<Message, LookupError> {
         let rcode = match answer.rcode {
             Rcode::NoError => ResponseCode::NoError,
             Rcode::NxDomain => ResponseCode::NXDomain,

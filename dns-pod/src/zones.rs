@@ -56,6 +56,11 @@ impl ServedZone {
         })
     }
 
+    /// The apex, lowercased, in wire form.
+    pub fn wire_origin(&self) -> &[u8] {
+        &self.wire_origin
+    }
+
     /// The precomputed answers, once they are built.
     pub fn fast_answers(&self) -> Option<&AnswerTemplates> {
         self.templates.get()

@@ -161,6 +161,14 @@ impl ZoneIndex {
             })
     }
 
+    /// The negative answer of this zone (NXDOMAIN, or no data with [`Rcode::NoError`]):
+    /// the same for every name it is given for, whatever the name.
+    pub fn negative(&self, rcode: Rcode) -> Answer {
+        let mut answer = Answer::new(rcode, true);
+        answer.authority.push(self.negative_soa());
+        answer
+    }
+
     /// The SOA for a negative answer, with TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
     fn negative_soa(&self) -> Record {
         let mut soa = self.soa().clone();

@@ -1,13 +1,16 @@
 //! The fast path for plain UDP queries (see [`query::PlainQuery`]) for names in a served
-//! zone. A name the zone holds is answered from its precomputed template
-//! ([`templates::AnswerTemplates`]); any other name (NXDOMAIN, wildcard, below a
-//! delegation) is looked up in the zone index and encoded by the same function as the
-//! general path. Everything else — other classes, zone transfers, DS (whose zone depends on
-//! the parent), EDNS options, names in no zone, and answers too large for the client —
-//! returns `None` and is answered by [`super::QueryHandler`]. Either way the bytes are the
-//! same.
+//! zone. Most are answered from answers precomputed per zone version
+//! ([`templates::AnswerTemplates`]): a name the zone holds from its own template, and a
+//! name below a zone cut, a name the zone does not hold, or a type a name does not hold
+//! from the answer shared by all of them ([`relocatable::Relocatable`]). The rest (CNAME
+//! chains to types not precomputed, names a shared answer cannot be relocated to, and
+//! answers too large for the client) are looked up in the zone index and encoded by the
+//! same function as the general path. Everything else — other classes, zone transfers, DS
+//! (whose zone depends on the parent), EDNS options, names in no zone — returns `None` and
+//! is answered by [`super::QueryHandler`]. Whichever way, the bytes are the same.
 
 pub mod query;
+pub mod relocatable;
 pub mod templates;
 
 use hickory_proto::{
@@ -16,7 +19,10 @@ use hickory_proto::{
     serialize::binary::{BinDecodable, BinDecoder},
 };
 
-use self::query::{PlainQuery, suffixes};
+use self::{
+    query::{PlainQuery, suffixes},
+    templates::Template,
+};
 use super::response::{self, HEADER_LEN, UDP_PAYLOAD_CAP};
 use crate::zones::{ServedZone, ZoneSet};
 
@@ -46,8 +52,20 @@ pub struct FastAnswer {
     pub rcode: ResponseCode,
     /// Whether part of the answer was left out for size.
     pub truncated: bool,
-    /// Whether it came from a precomputed template (else from an index lookup).
-    pub precomputed: bool,
+    /// Where the answer came from.
+    pub source: Source,
+}
+
+/// Where a fast answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The precomputed answer for exactly the name asked.
+    Whole,
+    /// A precomputed answer shared by the names below a suffix (negative, referral,
+    /// wildcard), relocated to the name asked.
+    Relocated,
+    /// An index lookup, encoded as the general path does.
+    LookedUp,
 }
 
 /// Answers `packet` into `out` if it is a plain query for a name in a served zone;
@@ -60,17 +78,39 @@ pub fn answer(zones: &ZoneSet, packet: &[u8], out: &mut Vec<u8>) -> Option<FastA
     }
     let zone = suffixes(query.lowercase_name()).find_map(|apex| zones.find_wire(apex))?;
     let limit = response::udp_limit_for(query.edns_payload());
-    match zone
-        .fast_answers()
-        .and_then(|templates| templates.get(query.lowercase_name(), query.qtype()))
-    {
-        Some(template) => from_template(template, &query, limit, out).map(|rcode| FastAnswer {
+    let template = zone.fast_answers().and_then(|templates| {
+        templates.find(
+            query.lowercase_name(),
+            zone.wire_origin().len(),
+            query.qtype(),
+        )
+    });
+    let precomputed = match template {
+        Some(Template::Whole(template)) => {
+            from_template(template, &query, limit, out).map(|rcode| (rcode, Source::Whole))
+        }
+        Some(Template::Relocatable(template)) => {
+            from_relocatable(template, &query, limit, out).map(|rcode| (rcode, Source::Relocated))
+        }
+        None => None,
+    };
+    match precomputed {
+        Some((rcode, source)) => Some(FastAnswer {
             qtype,
             rcode,
             truncated: false,
-            precomputed: true,
+            source,
         }),
         None => looked_up(zone, &query, limit, out),
+    }
+}
+
+/// The length of the OPT record the response to `query` carries.
+fn response_opt_len(query: &PlainQuery<'_>) -> usize {
+    if query.edns_payload().is_some() {
+        RESPONSE_OPT.len()
+    } else {
+        0
     }
 }
 
@@ -81,25 +121,43 @@ fn from_template(
     limit: u16,
     out: &mut Vec<u8>,
 ) -> Option<ResponseCode> {
-    let edns_len = if query.edns_payload().is_some() {
-        RESPONSE_OPT.len()
-    } else {
-        0
-    };
-    if template.len() + edns_len > usize::from(limit) {
+    if template.len() + response_opt_len(query) > usize::from(limit) {
         return None;
     }
-    let packet = query.packet();
     let question = query.question();
     out.clear();
     out.extend_from_slice(template);
-    // ID; RD and CD are copied from the query (the template has them clear).
+    out.get_mut(HEADER_LEN..HEADER_LEN + question.len())?
+        .copy_from_slice(question);
+    finish(query, out)
+}
+
+/// Writes a relocatable answer for the query; `None` if it does not fit `limit` or cannot
+/// be relocated to this name.
+fn from_relocatable(
+    template: &relocatable::Relocatable,
+    query: &PlainQuery<'_>,
+    limit: u16,
+    out: &mut Vec<u8>,
+) -> Option<ResponseCode> {
+    template.write(
+        query.lowercase_name(),
+        query.question(),
+        usize::from(limit),
+        response_opt_len(query),
+        out,
+    )?;
+    finish(query, out)
+}
+
+/// Patches a canonical response in `out` for the query: its ID, the RD and CD flags it
+/// set (the canonical response has them clear), and our OPT record if it has EDNS.
+fn finish(query: &PlainQuery<'_>, out: &mut Vec<u8>) -> Option<ResponseCode> {
+    let packet = query.packet();
     out[..2].copy_from_slice(&packet[..2]);
     out[2] |= packet[2] & 0x01;
     out[3] |= packet[3] & 0x10;
-    out.get_mut(HEADER_LEN..HEADER_LEN + question.len())?
-        .copy_from_slice(question);
-    if edns_len > 0 {
+    if query.edns_payload().is_some() {
         let additionals = u16::from_be_bytes([out[10], out[11]]).checked_add(1)?;
         out[10..12].copy_from_slice(&additionals.to_be_bytes());
         out.extend_from_slice(&RESPONSE_OPT);
@@ -132,6 +190,6 @@ fn looked_up(
         qtype: question.query_type(),
         rcode: answer.metadata.response_code,
         truncated: fit.truncated(),
-        precomputed: false,
+        source: Source::LookedUp,
     })
 }

@@ -1,11 +1,16 @@
-//! Answers precomputed in wire form when a zone version is built: for every name of the
-//! zone, the whole response to each type it holds. ANY is answered by the first RRset
-//! (RFC 8482), so it shares that type's template; at a CNAME, A, AAAA and HTTPS are
-//! precomputed too (the chain is followed for them). Every other question — no data of the
-//! type, names that do not exist — is looked up in the index. A query for one of those
-//! names and types is answered by copying its template and patching the ID, two header
-//! flags, the question (the client's case and type) and the EDNS record.
+//! Answers precomputed in wire form when a zone version is built.
 //!
+//! - For every name of the zone, the whole response to each type it holds. ANY is answered
+//!   by the first RRset (RFC 8482), so it shares that type's template; at a CNAME, A, AAAA
+//!   and HTTPS are precomputed too (the chain is followed for them). A query for one of
+//!   those names and types is answered by copying its template and patching the ID, two
+//!   header flags, the question (the client's case and type) and the EDNS record.
+//! - For the answers that many names share, a [`Relocatable`] answer: the zone's NXDOMAIN
+//!   and no-data answers, each delegation's referral, and each type a wildcard holds.
+//!   [`AnswerTemplates::find`] walks a name down from the apex as the lookup does (the
+//!   first zone cut, else the closest encloser and its wildcard) to pick one.
+//!
+//! CNAME chains from a wildcard or to a type not precomputed are looked up in the index.
 //! Each template is exactly what [`response::encode_answer`] gives the canonical query
 //! (ID 0, no flags, lowercase question, no EDNS); [`super::answer`] relies on that, and a
 //! test compares the two paths byte for byte.
@@ -18,7 +23,12 @@ use hickory_proto::{
     serialize::binary::BinEncodable,
 };
 
-use crate::{serve::response, zones::ServedZone};
+use super::relocatable::Relocatable;
+use crate::{
+    authority::{Node, Rcode},
+    serve::response,
+    zones::ServedZone,
+};
 
 /// Types precomputed at a CNAME besides the CNAME itself: the chain is followed for them.
 const CHAINED_TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, RecordType::HTTPS];
@@ -26,52 +36,127 @@ const CHAINED_TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, RecordT
 /// The precomputed answers of one zone version.
 #[derive(Debug, Default)]
 pub struct AnswerTemplates {
-    names: HashMap<Box<[u8]>, NameTemplates>,
+    /// Every name of the zone (empty non-terminals too), lowercase wire form.
+    names: HashMap<Box<[u8]>, NameAnswers>,
+    /// The NXDOMAIN answer, for every name below the apex.
+    nxdomain: Option<Relocatable>,
+    /// The no-data answer, for every name below the apex.
+    no_data: Option<Relocatable>,
 }
 
-/// The answers for one name, by type code: the RRsets it holds in type order, then the
-/// types chased through its CNAME.
-type NameTemplates = Box<[(u16, Box<[u8]>)]>;
+/// The answers at one name.
+#[derive(Debug, Default)]
+struct NameAnswers {
+    /// The whole answers by type code: the RRsets the name holds, in type order, then the
+    /// types chased through its CNAME.
+    by_type: Box<[(u16, Box<[u8]>)]>,
+    /// Whether `by_type` has every type the name holds (a template failed otherwise).
+    complete: bool,
+    /// Whether the name holds a CNAME (other types follow it, and are looked up).
+    cname: bool,
+    /// What the name answers for the names below it.
+    below: Below,
+}
+
+/// What a name answers for names below it that the zone does not hold.
+#[derive(Debug, Default)]
+enum Below {
+    /// Nothing of its own: the closest encloser's NXDOMAIN.
+    #[default]
+    Nothing,
+    /// It is a zone cut: its referral (`None` if it could not be precomputed).
+    Referral(Option<Box<Relocatable>>),
+    /// It has a wildcard child: that child's answers by type (`None` if they are not
+    /// precomputed, as for a CNAME).
+    Wildcard(Option<Box<[(u16, Relocatable)]>>),
+}
+
+/// A precomputed answer to a query.
+#[derive(Clone, Copy, Debug)]
+pub enum Template<'t> {
+    /// The whole response for exactly the name asked.
+    Whole(&'t [u8]),
+    /// A response for every name below a suffix.
+    Relocatable(&'t Relocatable),
+}
 
 impl AnswerTemplates {
     /// Precomputes the answers for every name of `zone`.
     pub fn build(zone: &ServedZone) -> Self {
-        let names = zone
-            .index
+        let index = &zone.index;
+        let apex = index.origin().to_lowercase();
+        let names = index
             .nodes()
-            .filter(|(_, node)| !node.is_empty())
             .filter_map(|(name, node)| {
                 let key = name.to_bytes().ok()?.into_boxed_slice();
-                let chained = node.rrset(RecordType::CNAME).is_some();
-                let types = node
-                    .rrsets
-                    .keys()
-                    .map(|&code| RecordType::from(code))
-                    .chain(CHAINED_TYPES.into_iter().filter(|_| chained));
-                let mut templates: Vec<(u16, Box<[u8]>)> = Vec::new();
-                for qtype in types {
-                    let code = u16::from(qtype);
-                    if templates.iter().all(|(held, _)| *held != code) {
-                        templates.push((code, template(zone, name, qtype)?));
-                    }
-                }
-                Some((key, templates.into_boxed_slice()))
+                let below = Below::build(zone, &apex, name, node);
+                Some((key, NameAnswers::build(zone, name, node, below)))
             })
             .collect();
-        Self { names }
+        let negative = |rcode: Rcode| {
+            let answer = ServedZone::message_for(index.negative(rcode)).ok()?;
+            Relocatable::derive(&apex, |name| Some(canonical(name, RecordType::A, &answer)))
+        };
+        Self {
+            names,
+            nxdomain: negative(Rcode::NxDomain),
+            no_data: negative(Rcode::NoError),
+        }
     }
 
-    /// The template for a lowercase wire-form name and a type, if there is one.
+    /// The template for a lowercase wire-form name and a type, if the name is held with
+    /// that type.
     pub fn get(&self, lowercase_name: &[u8], qtype: u16) -> Option<&[u8]> {
-        let templates = self.names.get(lowercase_name)?;
-        let found = if qtype == u16::from(RecordType::ANY) {
-            // RFC 8482: the first RRset (in type order, which the templates keep) stands
-            // for all.
-            templates.first()
-        } else {
-            templates.iter().find(|(held, _)| *held == qtype)
-        };
-        found.map(|(_, bytes)| &**bytes)
+        self.names.get(lowercase_name)?.get(qtype)
+    }
+
+    /// The precomputed answer for a lowercase wire-form name of the zone (whose apex is
+    /// the last `apex_len` bytes of it) and a type, found as the lookup would: the first
+    /// zone cut on the way down from the apex, else the name itself, else the closest
+    /// encloser's wildcard, else NXDOMAIN. `None` where the answer is not precomputed.
+    pub fn find(&self, lowercase_name: &[u8], apex_len: usize, qtype: u16) -> Option<Template<'_>> {
+        if let Some(whole) = self.get(lowercase_name, qtype) {
+            return Some(Template::Whole(whole));
+        }
+        let apex_at = lowercase_name.len().checked_sub(apex_len)?;
+        // Where each label above the apex starts, from the name itself up.
+        let mut starts = [0u8; MAX_WALK];
+        let mut labels = 0;
+        let mut at = 0;
+        while at < apex_at {
+            *starts.get_mut(labels)? = u8::try_from(at).ok()?;
+            labels += 1;
+            at += 1 + usize::from(lowercase_name[at]);
+        }
+        let mut encloser = self.names.get(lowercase_name.get(apex_at..)?)?;
+        for &start in starts[..labels].iter().rev() {
+            match self.names.get(&lowercase_name[usize::from(start)..]) {
+                Some(node) => {
+                    if let Below::Referral(referral) = &node.below {
+                        return referral.as_deref().map(Template::Relocatable);
+                    }
+                    encloser = node;
+                }
+                None => return self.below(encloser, qtype),
+            }
+        }
+        // The name exists, without this type.
+        if encloser.cname || !encloser.complete {
+            return None;
+        }
+        self.no_data.as_ref().map(Template::Relocatable)
+    }
+
+    /// The answer for a name that does not exist, below its closest encloser.
+    fn below<'t>(&'t self, encloser: &'t NameAnswers, qtype: u16) -> Option<Template<'t>> {
+        match &encloser.below {
+            Below::Nothing => self.nxdomain.as_ref().map(Template::Relocatable),
+            Below::Wildcard(Some(answers)) => match by_type(answers, qtype) {
+                Some(answer) => Some(Template::Relocatable(answer)),
+                None => self.no_data.as_ref().map(Template::Relocatable),
+            },
+            Below::Wildcard(None) | Below::Referral(_) => None,
+        }
     }
 
     /// The number of names with templates.
@@ -85,16 +170,110 @@ impl AnswerTemplates {
     }
 }
 
+/// The most labels above the apex [`AnswerTemplates::find`] walks (a wire-form name has
+/// at most 127).
+const MAX_WALK: usize = 128;
+
+impl NameAnswers {
+    fn build(zone: &ServedZone, name: &Name, node: &Node, below: Below) -> Self {
+        let chained = node.rrset(RecordType::CNAME).is_some();
+        let types = node
+            .rrsets
+            .keys()
+            .map(|&code| RecordType::from(code))
+            .chain(CHAINED_TYPES.into_iter().filter(|_| chained));
+        let mut by_type: Vec<(u16, Box<[u8]>)> = Vec::new();
+        let mut complete = true;
+        for qtype in types {
+            let code = u16::from(qtype);
+            if by_type.iter().any(|(held, _)| *held == code) {
+                continue;
+            }
+            match template(zone, name, qtype) {
+                Some(bytes) => by_type.push((code, bytes)),
+                None => complete = false,
+            }
+        }
+        Self {
+            by_type: by_type.into_boxed_slice(),
+            complete,
+            cname: chained,
+            below,
+        }
+    }
+
+    fn get(&self, qtype: u16) -> Option<&[u8]> {
+        by_type(&self.by_type, qtype).map(|bytes| &**bytes)
+    }
+}
+
+impl Below {
+    /// `apex` and `name` are lowercase.
+    fn build(zone: &ServedZone, apex: &Name, name: &Name, node: &Node) -> Self {
+        let index = &zone.index;
+        if node.rrset(RecordType::NS).is_some() && name != apex {
+            let referral = Relocatable::derive(name, |sample| {
+                let answer = zone.answer_message(sample, RecordType::A).ok()?;
+                Some(canonical(sample, RecordType::A, &answer))
+            });
+            return Self::Referral(referral.map(Box::new));
+        }
+        let Some(wildcard) = Name::from_labels([b"*".as_slice()])
+            .and_then(|star| star.append_domain(name))
+            .ok()
+            .and_then(|wildcard| index.node(&wildcard))
+        else {
+            return Self::Nothing;
+        };
+        if wildcard.rrset(RecordType::CNAME).is_some() {
+            return Self::Wildcard(None);
+        }
+        let answers: Option<Vec<(u16, Relocatable)>> = wildcard
+            .rrsets
+            .keys()
+            .map(|&code| {
+                let qtype = RecordType::from(code);
+                let answer = Relocatable::derive(name, |sample| {
+                    // A sample the zone holds would not be answered by the wildcard.
+                    if index.node(sample).is_some() {
+                        return None;
+                    }
+                    let answer = zone.answer_message(sample, qtype).ok()?;
+                    Some(canonical(sample, qtype, &answer))
+                })?;
+                Some((code, answer))
+            })
+            .collect();
+        Self::Wildcard(answers.map(Vec::into_boxed_slice))
+    }
+}
+
+/// The entry for `qtype` in a list kept in type order; ANY takes the first (RFC 8482: the
+/// first RRset stands for all).
+fn by_type<T>(entries: &[(u16, T)], qtype: u16) -> Option<&T> {
+    let found = if qtype == u16::from(RecordType::ANY) {
+        entries.first()
+    } else {
+        entries.iter().find(|(held, _)| *held == qtype)
+    };
+    found.map(|(_, entry)| entry)
+}
+
 /// The encoded answer to the canonical query for `name`/`qtype`.
 fn template(zone: &ServedZone, name: &Name, qtype: RecordType) -> Option<Box<[u8]>> {
     let answer = zone.answer_message(name, qtype).ok()?;
+    Some(canonical(name, qtype, &answer).into_boxed_slice())
+}
+
+/// `answer` encoded for the canonical query for `name`/`qtype` (ID 0, no flags, lowercase
+/// question, no EDNS), with no size limit.
+fn canonical(name: &Name, qtype: RecordType, answer: &Message) -> Vec<u8> {
     let request = Message::new(0, MessageType::Query, OpCode::Query).metadata;
     let metadata = response::metadata_for(
         &request,
         answer.metadata.response_code,
         answer.metadata.authoritative,
     );
-    let query = Query::query(name.clone(), qtype);
-    let (bytes, _) = response::encode_answer(metadata, &query, &answer, None, u16::MAX);
-    Some(bytes.into_boxed_slice())
+    let query = Query::query(name.to_lowercase(), qtype);
+    response::encode_answer(metadata, &query, answer, None, u16::MAX).0
 }
