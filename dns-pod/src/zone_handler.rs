@@ -61,8 +61,7 @@ impl ServedZone {
             .chain(
                 self.index
                     .records()
-                    .filter(|r| r.record_type() != RecordType::SOA)
-                    .cloned(),
+                    .filter(|r| r.record_type() != RecordType::SOA),
             )
             .chain(iter::once(soa))
             .collect()

@@ -92,7 +92,7 @@ impl ServedZone {
             origin: self.origin().clone(),
             serial: self.serial(),
             digest: self.digest.clone(),
-            records: self.index.records().cloned().collect(),
+            records: self.index.records().collect(),
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::SOA};
 
-use super::{Node, ZoneIndex};
+use super::{Node, Rrset, ZoneIndex};
 
 /// The longest CNAME chain followed inside the zone.
 const MAX_CHAIN: usize = 8;
@@ -49,15 +49,15 @@ impl Answer {
 
 /// What one name resolves to.
 enum Step<'a> {
-    /// Records to answer with (owner rewritten to the name asked); `cname` if they are a
-    /// CNAME to follow.
-    Data { records: &'a [Record], cname: bool },
+    /// The RRset to answer with (owner: the name asked); `cname` if it is a CNAME to
+    /// follow.
+    Data { rrset: &'a Rrset, cname: bool },
     /// The name exists, but not with this type.
     NoData,
     /// The name does not exist.
     NxDomain,
-    /// The name is at or below a zone cut.
-    Delegation(&'a Node),
+    /// The name is at or below a zone cut (its lowercase name and node).
+    Delegation(Name, &'a Node),
 }
 
 impl ZoneIndex {
@@ -72,13 +72,15 @@ impl ZoneIndex {
         for _ in 0..MAX_CHAIN {
             seen.insert(name.to_lowercase());
             match self.resolve(&name, qtype) {
-                Step::Data { records, cname } => {
-                    answer
-                        .answers
-                        .extend(records.iter().map(|r| with_owner(r, &name)));
+                Step::Data { rrset, cname } => {
+                    let records = rrset.records(&name);
                     let target = match (cname, records.first().map(|r| &r.data)) {
-                        (true, Some(RData::CNAME(target))) => target.0.clone(),
-                        _ => return answer,
+                        (true, Some(RData::CNAME(target))) => Some(target.0.clone()),
+                        _ => None,
+                    };
+                    answer.answers.extend(records);
+                    let Some(target) = target else {
+                        return answer;
                     };
                     // Follow the chain while it stays in the zone and does not loop.
                     if !self.origin().zone_of(&target) || seen.contains(&target.to_lowercase()) {
@@ -95,12 +97,15 @@ impl ZoneIndex {
                     answer.authority.push(self.negative_soa());
                     return answer;
                 }
-                Step::Delegation(cut) => {
+                Step::Delegation(cut_name, cut) => {
                     // A referral: not authoritative unless it ends a chain of our own data.
                     answer.authoritative = !answer.answers.is_empty();
-                    let ns = cut.rrset(RecordType::NS).unwrap_or_default();
-                    answer.authority.extend(ns.iter().cloned());
-                    answer.additionals.extend(self.glue(ns));
+                    let ns = cut
+                        .rrset(RecordType::NS)
+                        .map(|rrset| rrset.records(&cut.owner(&cut_name)))
+                        .unwrap_or_default();
+                    answer.additionals.extend(self.glue(&ns));
+                    answer.authority.extend(ns);
                     return answer;
                 }
             }
@@ -110,8 +115,8 @@ impl ZoneIndex {
 
     fn resolve(&self, name: &Name, qtype: RecordType) -> Step<'_> {
         let key = name.to_lowercase();
-        if let Some(cut) = self.zone_cut(&key, qtype) {
-            return Step::Delegation(cut);
+        if let Some((cut_name, cut)) = self.zone_cut(&key, qtype) {
+            return Step::Delegation(cut_name, cut);
         }
         if let Some(node) = self.node(&key) {
             return answer_from(node, qtype);
@@ -133,15 +138,17 @@ impl ZoneIndex {
 
     /// The delegation at or above `key` (below the apex), if any. A DS question at the cut
     /// itself is the parent's to answer.
-    fn zone_cut(&self, key: &Name, qtype: RecordType) -> Option<&Node> {
+    fn zone_cut(&self, key: &Name, qtype: RecordType) -> Option<(Name, &Node)> {
         let apex_labels = self.origin().num_labels();
         (apex_labels + 1..=key.num_labels()).find_map(|labels| {
             let candidate = key.trim_to(labels as usize);
             if candidate == *key && qtype == RecordType::DS {
                 return None;
             }
-            self.node(&candidate)
-                .filter(|node| node.rrset(RecordType::NS).is_some())
+            let node = self
+                .node(&candidate)
+                .filter(|node| node.rrset(RecordType::NS).is_some())?;
+            Some((candidate, node))
         })
     }
 
@@ -150,14 +157,18 @@ impl ZoneIndex {
         ns.iter()
             .filter_map(|record| match &record.data {
                 RData::NS(target) if self.origin().zone_of(&target.0) => {
-                    self.node(&target.0.to_lowercase())
+                    let key = target.0.to_lowercase();
+                    let node = self.node(&key)?;
+                    Some((node.owner(&key), node))
                 }
                 _ => None,
             })
-            .flat_map(|node| {
+            .flat_map(|(owner, node)| {
                 [RecordType::A, RecordType::AAAA]
                     .into_iter()
-                    .flat_map(|t| node.rrset(t).unwrap_or_default().iter().cloned())
+                    .filter_map(|t| node.rrset(t))
+                    .flat_map(|rrset| rrset.records(&owner))
+                    .collect::<Vec<_>>()
             })
     }
 
@@ -185,31 +196,21 @@ fn answer_from(node: &Node, qtype: RecordType) -> Step<'_> {
     }
     // A CNAME answers every type but itself and ANY, which take the CNAME as it is.
     if !matches!(qtype, RecordType::CNAME | RecordType::ANY)
-        && let Some(records) = node.rrset(RecordType::CNAME)
+        && let Some(rrset) = node.rrset(RecordType::CNAME)
     {
-        return Step::Data {
-            records,
-            cname: true,
-        };
+        return Step::Data { rrset, cname: true };
     }
-    let records = if qtype == RecordType::ANY {
+    let rrset = if qtype == RecordType::ANY {
         // RFC 8482: one RRset stands for all.
-        node.rrsets.values().next().map(Vec::as_slice)
+        node.first_rrset()
     } else {
         node.rrset(qtype)
     };
-    match records {
-        Some(records) => Step::Data {
-            records,
+    match rrset {
+        Some(rrset) => Step::Data {
+            rrset,
             cname: false,
         },
         None => Step::NoData,
     }
-}
-
-/// A record with the owner name as it was asked (case preserved, wildcards expanded).
-fn with_owner(record: &Record, owner: &Name) -> Record {
-    let mut record = record.clone();
-    record.name = owner.clone();
-    record
 }

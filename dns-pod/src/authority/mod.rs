@@ -8,7 +8,7 @@
 mod index;
 mod lookup;
 
-pub use index::{BuildError, Node, ZoneIndex};
+pub use index::{BuildError, Node, Rrset, ZoneIndex};
 pub use lookup::{Answer, Rcode};
 
 #[cfg(test)]

@@ -178,9 +178,7 @@ impl NameAnswers {
     fn build(zone: &ServedZone, name: &Name, node: &Node, below: Below) -> Self {
         let chained = node.rrset(RecordType::CNAME).is_some();
         let types = node
-            .rrsets
-            .keys()
-            .map(|&code| RecordType::from(code))
+            .types()
             .chain(CHAINED_TYPES.into_iter().filter(|_| chained));
         let mut by_type: Vec<(u16, Box<[u8]>)> = Vec::new();
         let mut complete = true;
@@ -229,10 +227,9 @@ impl Below {
             return Self::Wildcard(None);
         }
         let answers: Option<Vec<(u16, Relocatable)>> = wildcard
-            .rrsets
-            .keys()
-            .map(|&code| {
-                let qtype = RecordType::from(code);
+            .types()
+            .map(|qtype| {
+                let code = u16::from(qtype);
                 let answer = Relocatable::derive(name, |sample| {
                     // A sample the zone holds would not be answered by the wildcard.
                     if index.node(sample).is_some() {
