@@ -39,8 +39,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
-SERVER_CPU = "0"
-CLIENT_CPU = "1"
+# CPUs as taskset takes them ("0", "0,1"); BENCH_SERVER_CPUS / BENCH_CLIENT_CPUS move them.
+SERVER_CPU = os.environ.get("BENCH_SERVER_CPUS", "0")
+CLIENT_CPU = os.environ.get("BENCH_CLIENT_CPUS", "1")
+# Workers per server (NSD server-count, Knot udp-workers, named -n, hickory --workers,
+# dns-pod --udp-workers): BENCH_WORKERS.
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1") or "1")
+# dnsperf -Q: the offered load in queries/s, 0 for as fast as it goes (BENCH_RATE).
+RATE = int(os.environ.get("BENCH_RATE", "0") or "0")
 STOP_TIMEOUT = 10.0
 
 
@@ -262,8 +268,17 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def cpu_set(spec: str) -> set[int]:
+    """The CPUs of a taskset list such as "0", "0,1" or "0-1"."""
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
 def affinity_problems(pgid: int) -> list[str]:
-    """Threads of the server allowed to run anywhere but CPU 0."""
+    """Threads of the server allowed to run on other CPUs than SERVER_CPU."""
     problems = []
     for pid in group_pids(pgid):
         try:
@@ -275,7 +290,7 @@ def affinity_problems(pgid: int) -> list[str]:
                 cpus = os.sched_getaffinity(int(tid))
             except OSError:
                 continue
-            if cpus != {int(SERVER_CPU)}:
+            if cpus != cpu_set(SERVER_CPU):
                 problems.append(f"pid {pid} thread {tid} may run on CPUs {sorted(cpus)}")
     return problems
 
@@ -372,8 +387,8 @@ class Nsd(Server):
         config = run_dir / "nsd.conf"
         text = f"""server:
   ip-address: 127.0.0.1@{self.port}
-  server-count: 1
-  reuseport: no
+  server-count: {WORKERS}
+  reuseport: {"yes" if WORKERS > 1 else "no"}
   username: ""
   chroot: ""
   zonesdir: "{zones_dir}"
@@ -414,7 +429,7 @@ class Knot(Server):
         text = f"""server:
   rundir: "{run_dir}"
   listen: 127.0.0.1@{self.port}
-  udp-workers: 1
+  udp-workers: {WORKERS}
   tcp-workers: 1
   background-workers: 1
 database:
@@ -468,7 +483,7 @@ controls {{ }};
                                check=False)
         if check.returncode != 0:
             raise RuntimeError(f"named-checkconf rejected {config}: {check.stdout}{check.stderr}")
-        return ["named", "-g", "-n", "1", "-c", str(config)], {}
+        return ["named", "-g", "-n", str(WORKERS), "-c", str(config)], {}
 
     def version(self):
         return first_line(["named", "-v"])
@@ -488,7 +503,7 @@ class Hickory(Server):
             for z in zones)
         config.write_text(text)
         # -q: hickory-server logs every query at INFO.
-        return [self.binary, "-c", str(config), "--workers", "1", "-q"], {}
+        return [self.binary, "-c", str(config), "--workers", str(WORKERS), "-q"], {}
 
     def version(self):
         return first_line([self.binary, "--version"])
@@ -503,7 +518,7 @@ class DnsPod(Server):
         env = {"TOKIO_WORKER_THREADS": "1", "RUST_LOG": os.environ.get("BENCH_DNS_POD_LOG", "warn")}
         return [self.binary, "--zones-dir", str(zones_dir), "--listen", f"127.0.0.1:{self.port}",
                 "--admin-address", f"127.0.0.1:{self.extra_port}",
-                "--udp-workers", os.environ.get("BENCH_DNS_POD_UDP_WORKERS", "1")], env
+                "--udp-workers", os.environ.get("BENCH_DNS_POD_UDP_WORKERS", str(WORKERS))], env
 
     def version(self):
         return first_line([self.binary, "--version"])
@@ -575,6 +590,8 @@ def run_dnsperf(port: int, query_file: Path, seconds: float, clients: int, outst
     registry while it runs); returns the parsed statistics and dnsperf's summary text."""
     cmd = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port),
            "-d", str(query_file), "-l", str(seconds), "-c", str(clients), "-q", str(outstanding)]
+    if RATE:
+        cmd += ["-Q", str(RATE)]
     if verbose:
         cmd.append("-v")
     scratch.mkdir(parents=True, exist_ok=True)
@@ -746,11 +763,11 @@ def measure_server(server: Server, s: Settings, registry: ProcessRegistry, round
             query_file = s.set_dir / s.manifest["mixes"][mix]["file"]
             load_before = Path("/proc/loadavg").read_text().split()[0]
             cpu0 = (time.monotonic(), group_cpu_seconds(pgid), children_cpu_seconds(),
-                    cpu_busy_seconds((int(SERVER_CPU), int(CLIENT_CPU))))
+                    cpu_busy_seconds(tuple(sorted(cpu_set(SERVER_CPU) | cpu_set(CLIENT_CPU)))))
             result, summary = run_dnsperf(server.port, query_file, s.seconds, s.clients,
                                           s.outstanding, s.latency, s.run_dir, registry)
             cpu1 = (time.monotonic(), group_cpu_seconds(pgid), children_cpu_seconds(),
-                    cpu_busy_seconds((int(SERVER_CPU), int(CLIENT_CPU))))
+                    cpu_busy_seconds(tuple(sorted(cpu_set(SERVER_CPU) | cpu_set(CLIENT_CPU)))))
             wall = cpu1[0] - cpu0[0]
             server_cpu = 100 * (cpu1[1] - cpu0[1]) / wall
             client_cpu = 100 * (cpu1[2] - cpu0[2]) / wall
@@ -872,9 +889,12 @@ def markdown(s: Settings, rows: list[dict], outcome: Outcome, meta: dict) -> str
         f"### {s.zone_set} zone set, {meta['names']:,} names in {len(s.manifest['zones']):,} "
         f"zone(s): {s.rounds} round(s) × {s.seconds:g} s per mix",
         "",
-        f"dnsperf `-c {s.clients} -q {s.outstanding}` pinned to CPU {CLIENT_CPU}; each server "
-        f"pinned to CPU {SERVER_CPU} with one worker. Medians over rounds; ratio = median QPS "
-        "÷ NSD's median QPS for the same mix. Latency is under full load "
+        f"dnsperf `-c {s.clients} -q {s.outstanding}"
+        + (f" -Q {RATE}" if RATE else "")
+        + f"` pinned to CPU {CLIENT_CPU}; each server "
+        f"pinned to CPU {SERVER_CPU} with {WORKERS} worker(s). Medians over rounds; ratio = "
+        "median QPS ÷ NSD's median QPS for the same mix. Latency is "
+        + (f"at an offered {RATE:,} queries/s " if RATE else "under full load ")
         + ("(p50/p99 from `dnsperf -v`)." if s.latency else "(dnsperf's average)."),
         "",
         "| server | mix | QPS (median) | min–max | × NSD | avg ms | p50 ms | p99 ms | "
@@ -1054,7 +1074,7 @@ def run_set(s: Settings, registry: ProcessRegistry) -> tuple[str, bool]:
         "zone_set": s.zone_set, "names": s.manifest["names"], "zones": len(s.manifest["zones"]),
         "mixes": s.mixes, "rounds": s.rounds, "seconds": s.seconds, "warmup": s.warmup,
         "clients": s.clients, "outstanding": s.outstanding, "latency_percentiles": s.latency,
-        "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
+        "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU, "workers": WORKERS, "rate": RATE,
         "ports": {srv.name: srv.port for srv in s.servers},
         "versions": {srv.name: srv.version() for srv in s.servers},
         "dnsperf": first_line(["sh", "-c", "dnsperf -h 2>&1 | grep -i '^version'"]),
