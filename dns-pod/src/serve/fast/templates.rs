@@ -49,23 +49,24 @@ pub struct AnswerTemplates {
 struct NameAnswers {
     /// The whole answers by type code: the RRsets the name holds, in type order, then the
     /// types chased through its CNAME.
-    by_type: Box<[(u16, Box<[u8]>)]>,
+    /// Packed in one allocation: for each, the type code (2 bytes), the length (2 bytes)
+    /// and the response.
+    by_type: Box<[u8]>,
     /// Whether `by_type` has every type the name holds (a template failed otherwise).
     complete: bool,
     /// Whether the name holds a CNAME (other types follow it, and are looked up).
     cname: bool,
-    /// What the name answers for the names below it.
-    below: Below,
+    /// What the name answers for the names below it, if anything of its own (rare: a
+    /// zone cut or a wildcard parent).
+    below: Option<Box<Below>>,
 }
 
-/// What a name answers for names below it that the zone does not hold.
-#[derive(Debug, Default)]
+/// What a name answers for names below it that the zone does not hold (without one, the
+/// zone's NXDOMAIN).
+#[derive(Debug)]
 enum Below {
-    /// Nothing of its own: the closest encloser's NXDOMAIN.
-    #[default]
-    Nothing,
     /// It is a zone cut: its referral (`None` if it could not be precomputed).
-    Referral(Option<Box<Relocatable>>),
+    Referral(Option<Relocatable>),
     /// It has a wildcard child: that child's answers by type (`None` if they are not
     /// precomputed, as for a CNAME).
     Wildcard(Option<Box<[(u16, Relocatable)]>>),
@@ -132,8 +133,8 @@ impl AnswerTemplates {
         for &start in starts[..labels].iter().rev() {
             match self.names.get(&lowercase_name[usize::from(start)..]) {
                 Some(node) => {
-                    if let Below::Referral(referral) = &node.below {
-                        return referral.as_deref().map(Template::Relocatable);
+                    if let Some(Below::Referral(referral)) = node.below.as_deref() {
+                        return referral.as_ref().map(Template::Relocatable);
                     }
                     encloser = node;
                 }
@@ -149,13 +150,13 @@ impl AnswerTemplates {
 
     /// The answer for a name that does not exist, below its closest encloser.
     fn below<'t>(&'t self, encloser: &'t NameAnswers, qtype: u16) -> Option<Template<'t>> {
-        match &encloser.below {
-            Below::Nothing => self.nxdomain.as_ref().map(Template::Relocatable),
-            Below::Wildcard(Some(answers)) => match by_type(answers, qtype) {
+        match encloser.below.as_deref() {
+            None => self.nxdomain.as_ref().map(Template::Relocatable),
+            Some(Below::Wildcard(Some(answers))) => match by_type(answers, qtype) {
                 Some(answer) => Some(Template::Relocatable(answer)),
                 None => self.no_data.as_ref().map(Template::Relocatable),
             },
-            Below::Wildcard(None) | Below::Referral(_) => None,
+            Some(Below::Wildcard(None) | Below::Referral(_)) => None,
         }
     }
 
@@ -175,20 +176,29 @@ impl AnswerTemplates {
 const MAX_WALK: usize = 128;
 
 impl NameAnswers {
-    fn build(zone: &ServedZone, name: &Name, node: &Node, below: Below) -> Self {
+    fn build(zone: &ServedZone, name: &Name, node: &Node, below: Option<Below>) -> Self {
         let chained = node.rrset(RecordType::CNAME).is_some();
         let types = node
             .types()
             .chain(CHAINED_TYPES.into_iter().filter(|_| chained));
-        let mut by_type: Vec<(u16, Box<[u8]>)> = Vec::new();
+        let mut by_type: Vec<u8> = Vec::new();
+        let mut held: Vec<u16> = Vec::new();
         let mut complete = true;
         for qtype in types {
             let code = u16::from(qtype);
-            if by_type.iter().any(|(held, _)| *held == code) {
+            if held.contains(&code) {
                 continue;
             }
             match template(zone, name, qtype) {
-                Some(bytes) => by_type.push((code, bytes)),
+                Some(bytes) => match u16::try_from(bytes.len()) {
+                    Ok(len) => {
+                        held.push(code);
+                        by_type.extend_from_slice(&code.to_be_bytes());
+                        by_type.extend_from_slice(&len.to_be_bytes());
+                        by_type.extend_from_slice(&bytes);
+                    }
+                    Err(_) => complete = false,
+                },
                 None => complete = false,
             }
         }
@@ -196,35 +206,43 @@ impl NameAnswers {
             by_type: by_type.into_boxed_slice(),
             complete,
             cname: chained,
-            below,
+            below: below.map(Box::new),
         }
     }
 
     fn get(&self, qtype: u16) -> Option<&[u8]> {
-        by_type(&self.by_type, qtype).map(|bytes| &**bytes)
+        let mut rest: &[u8] = &self.by_type;
+        let any = qtype == u16::from(RecordType::ANY);
+        while let [t0, t1, l0, l1, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*l0, *l1]));
+            let (bytes, next) = tail.split_at_checked(len)?;
+            // ANY takes the first (RFC 8482: the first RRset stands for all).
+            if any || u16::from_be_bytes([*t0, *t1]) == qtype {
+                return Some(bytes);
+            }
+            rest = next;
+        }
+        None
     }
 }
 
 impl Below {
     /// `apex` and `name` are lowercase.
-    fn build(zone: &ServedZone, apex: &Name, name: &Name, node: &Node) -> Self {
+    fn build(zone: &ServedZone, apex: &Name, name: &Name, node: &Node) -> Option<Self> {
         let index = &zone.index;
         if node.rrset(RecordType::NS).is_some() && name != apex {
             let referral = Relocatable::derive(name, |sample| {
                 let answer = zone.answer_message(sample, RecordType::A).ok()?;
                 Some(canonical(sample, RecordType::A, &answer))
             });
-            return Self::Referral(referral.map(Box::new));
+            return Some(Self::Referral(referral));
         }
-        let Some(wildcard) = Name::from_labels([b"*".as_slice()])
+        let wildcard = Name::from_labels([b"*".as_slice()])
             .and_then(|star| star.append_domain(name))
             .ok()
-            .and_then(|wildcard| index.node(&wildcard))
-        else {
-            return Self::Nothing;
-        };
+            .and_then(|wildcard| index.node(&wildcard))?;
         if wildcard.rrset(RecordType::CNAME).is_some() {
-            return Self::Wildcard(None);
+            return Some(Self::Wildcard(None));
         }
         let answers: Option<Vec<(u16, Relocatable)>> = wildcard
             .types()
@@ -241,7 +259,7 @@ impl Below {
                 Some((code, answer))
             })
             .collect();
-        Self::Wildcard(answers.map(Vec::into_boxed_slice))
+        Some(Self::Wildcard(answers.map(Vec::into_boxed_slice)))
     }
 }
 
