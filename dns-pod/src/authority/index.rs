@@ -1,145 +1,24 @@
-//! One zone version as an immutable index.
+//! One zone version as an immutable, packed index.
 //!
-//! The index keeps each RRset's data in wire form ([`Rrset`]) rather than as hickory
-//! `Record`s (272 bytes each before their names), and gives records back on demand. A name
-//! is stored once, as its key; its case as loaded is kept beside it only where it differs.
+//! Everything lives in a few flat buffers, so a name costs tens of bytes rather than the
+//! hundreds hickory `Record`s and ordered maps take:
+//! - `names`: every name (empty non-terminals too) lowercased in wire form, back to back,
+//!   in canonical order (RFC 4034 §6.1);
+//! - `data`: every name's RRsets, back to back: per RRset its type, class and length, then
+//!   per record its TTL, data length and data (names in it written in full, as loaded),
+//!   and the owner as loaded when its case differs from the lowercase name;
+//! - `nodes`: where each name's bytes and RRsets are;
+//! - `table`: a hash table from the lowercase wire-form name to its node.
+//!
+//! Records are decoded only when an answer needs them.
 
-use std::collections::BTreeMap;
+use std::{cmp::Ordering, hash::BuildHasher};
 
+use hashbrown::{DefaultHashBuilder, HashTable};
 use hickory_proto::{
     rr::{DNSClass, Name, RData, Record, RecordType, rdata::SOA},
-    serialize::binary::{BinDecoder, BinEncodable, BinEncoder, Restrict},
+    serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, Restrict},
 };
-
-/// Every RRset at one name; none for an empty non-terminal.
-#[derive(Clone, Debug, Default)]
-pub struct Node {
-    /// The owner as loaded, if its case differs from the (lowercase) key.
-    cased: Option<Box<Name>>,
-    /// The RRsets, in type order.
-    rrsets: Box<[Rrset]>,
-}
-
-/// The records of one type at one name, their data in wire form.
-#[derive(Clone, Debug)]
-pub struct Rrset {
-    record_type: u16,
-    dns_class: u16,
-    /// For each record: its TTL (4 bytes), its data length (2 bytes) and its data, each
-    /// name in it written in full (uncompressed, as loaded).
-    records: Box<[u8]>,
-}
-
-impl Node {
-    /// The RRset of a type.
-    pub fn rrset(&self, record_type: RecordType) -> Option<&Rrset> {
-        let code = u16::from(record_type);
-        self.rrsets.iter().find(|rrset| rrset.record_type == code)
-    }
-
-    /// The first RRset in type order (what ANY is answered with, RFC 8482).
-    pub fn first_rrset(&self) -> Option<&Rrset> {
-        self.rrsets.first()
-    }
-
-    /// The types of the RRsets held, in type order.
-    pub fn types(&self) -> impl Iterator<Item = RecordType> + '_ {
-        self.rrsets
-            .iter()
-            .map(|rrset| RecordType::from(rrset.record_type))
-    }
-
-    /// The RRsets, in type order.
-    pub fn rrsets(&self) -> &[Rrset] {
-        &self.rrsets
-    }
-
-    /// True for an empty non-terminal.
-    pub fn is_empty(&self) -> bool {
-        self.rrsets.is_empty()
-    }
-
-    /// The owner name of its records: as loaded, given the lowercase key.
-    pub fn owner(&self, key: &Name) -> Name {
-        self.cased.as_deref().unwrap_or(key).clone()
-    }
-}
-
-impl Rrset {
-    /// Its records, with `owner` as their owner.
-    pub fn records(&self, owner: &Name) -> Vec<Record> {
-        let mut records = Vec::new();
-        let mut rest: &[u8] = &self.records;
-        while let Some((ttl, data, next)) = split_record(rest) {
-            rest = next;
-            let mut decoder = BinDecoder::new(data);
-            let length = Restrict::new(u16::try_from(data.len()).unwrap_or(u16::MAX));
-            // Each entry was written by `RData::emit` when the index was built.
-            if let Ok(rdata) = RData::read(&mut decoder, RecordType::from(self.record_type), length)
-            {
-                let mut record = Record::from_rdata(owner.clone(), ttl, rdata);
-                record.dns_class = DNSClass::from(self.dns_class);
-                records.push(record);
-            }
-        }
-        records
-    }
-
-    /// The number of records.
-    pub fn len(&self) -> usize {
-        let mut count = 0;
-        let mut rest: &[u8] = &self.records;
-        while let Some((_, _, next)) = split_record(rest) {
-            rest = next;
-            count += 1;
-        }
-        count
-    }
-
-    /// True if it holds no record (never: an RRset is made from its records).
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    /// Packs the records of one RRset (all of one type and class).
-    fn pack(records: &[&Record]) -> Result<Self, BuildError> {
-        let first = records.first().ok_or(BuildError::EmptyRrset)?;
-        let mut packed = Vec::new();
-        for record in records {
-            let mut data = Vec::new();
-            let mut encoder = BinEncoder::new(&mut data);
-            record
-                .data
-                .emit(&mut encoder)
-                .map_err(|error| BuildError::Unencodable {
-                    owner: record.name.to_string(),
-                    record_type: record.record_type().to_string(),
-                    error: error.to_string(),
-                })?;
-            let length = u16::try_from(data.len()).map_err(|_| BuildError::Unencodable {
-                owner: record.name.to_string(),
-                record_type: record.record_type().to_string(),
-                error: "record data longer than 65535 bytes".into(),
-            })?;
-            packed.extend_from_slice(&record.ttl.to_be_bytes());
-            packed.extend_from_slice(&length.to_be_bytes());
-            packed.extend_from_slice(&data);
-        }
-        Ok(Self {
-            record_type: u16::from(first.record_type()),
-            dns_class: u16::from(first.dns_class),
-            records: packed.into_boxed_slice(),
-        })
-    }
-}
-
-/// The first packed record of `bytes`: its TTL, its data and what follows.
-fn split_record(bytes: &[u8]) -> Option<(u32, &[u8], &[u8])> {
-    let ttl = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
-    let length = usize::from(u16::from_be_bytes(bytes.get(4..6)?.try_into().ok()?));
-    let data = bytes.get(6..6 + length)?;
-    Some((ttl, data, &bytes[6 + length..]))
-}
 
 /// A zone that cannot be indexed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -157,9 +36,9 @@ pub enum BuildError {
         /// Why.
         error: String,
     },
-    /// An RRset without records (a bug in the index builder).
-    #[error("an RRset without records")]
-    EmptyRrset,
+    /// The zone is larger than the index can address (4 GiB of names or data).
+    #[error("the zone {0} is too large to index")]
+    TooLarge(String),
     /// A record lies outside the zone.
     #[error("the record {owner} {record_type} lies outside the zone {origin}")]
     OutOfZone {
@@ -172,74 +51,69 @@ pub enum BuildError {
     },
 }
 
-/// One zone version, indexed by lowercased owner name in canonical order.
+/// Where one name's bytes and RRsets are.
+#[derive(Clone, Copy, Debug)]
+struct NodeEntry {
+    name_at: u32,
+    data_at: u32,
+    data_len: u32,
+    name_len: u8,
+}
+
+/// One zone version, indexed by lowercased owner name.
 #[derive(Clone, Debug)]
 pub struct ZoneIndex {
     origin: Name,
     soa: Record,
-    nodes: BTreeMap<Name, Node>,
+    names: Box<[u8]>,
+    data: Box<[u8]>,
+    nodes: Box<[NodeEntry]>,
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    record_count: usize,
+}
+
+/// Every RRset at one name; none for an empty non-terminal.
+#[derive(Clone, Copy, Debug)]
+pub struct Node<'z> {
+    name: &'z [u8],
+    data: &'z [u8],
+}
+
+/// The records of one type at one name, their data in wire form.
+#[derive(Clone, Copy, Debug)]
+pub struct Rrset<'z> {
+    record_type: u16,
+    dns_class: u16,
+    records: &'z [u8],
 }
 
 impl ZoneIndex {
     /// Indexes the records of a zone. Every ancestor of an owner, up to the apex, gets a
-    /// node, empty if it holds no data (an empty non-terminal).
+    /// node, empty if it holds no data (an empty non-terminal). A record repeated (the
+    /// same data, names in it compared without case) counts once.
     pub fn build(
         origin: &Name,
         records: impl IntoIterator<Item = Record>,
     ) -> Result<Self, BuildError> {
-        let origin_key = origin.to_lowercase();
-        let mut records: Vec<Record> = records.into_iter().collect();
-        if let Some(outside) = records.iter().find(|r| !origin.zone_of(&r.name)) {
-            return Err(BuildError::OutOfZone {
-                owner: outside.name.to_string(),
-                record_type: outside.record_type().to_string(),
-                origin: origin.to_string(),
-            });
-        }
-        // Canonical order, names compared without case; stable, so the first record of
-        // a name gives its case.
-        records.sort_by(|a, b| {
-            a.name
-                .cmp(&b.name)
-                .then_with(|| u16::from(a.record_type()).cmp(&u16::from(b.record_type())))
-        });
-        let soa = records
-            .iter()
-            .find(|r| r.record_type() == RecordType::SOA && r.name == origin_key)
-            .cloned()
-            .ok_or_else(|| BuildError::MissingSoa(origin.to_string()))?;
-        let mut nodes: BTreeMap<Name, Node> = BTreeMap::new();
-        for owned in records.chunk_by(|a, b| a.name == b.name) {
-            let owner = &owned[0].name;
-            let key = owner.to_lowercase();
-            // Empty non-terminals between the owner and the apex (an ancestor with data
-            // sorts first, and is kept).
-            let mut ancestor = key.base_name();
-            while ancestor.num_labels() >= origin_key.num_labels() && ancestor != origin_key {
-                nodes.entry(ancestor.clone()).or_default();
-                ancestor = ancestor.base_name();
+        let mut staged = Staged::default();
+        let mut soa = None;
+        for record in records {
+            if !origin.zone_of(&record.name) {
+                return Err(BuildError::OutOfZone {
+                    owner: record.name.to_string(),
+                    record_type: record.record_type().to_string(),
+                    origin: origin.to_string(),
+                });
             }
-            let rrsets = owned
-                .chunk_by(|a, b| a.record_type() == b.record_type())
-                .map(|rrset| {
-                    // Duplicates are judged on the data (names in it compared without case).
-                    let mut unique: Vec<&Record> = Vec::with_capacity(rrset.len());
-                    for record in rrset {
-                        if !unique.iter().any(|kept| kept.data == record.data) {
-                            unique.push(record);
-                        }
-                    }
-                    Rrset::pack(&unique)
-                })
-                .collect::<Result<Box<[Rrset]>, _>>()?;
-            let cased = (!owner.iter().eq(key.iter())).then(|| Box::new(owner.clone()));
-            nodes.insert(key, Node { cased, rrsets });
+            if soa.is_none() && record.record_type() == RecordType::SOA && record.name == *origin {
+                soa = Some(record.clone());
+            }
+            staged.add(&record)?;
         }
-        Ok(Self {
-            origin: origin.clone(),
-            soa,
-            nodes,
-        })
+        let soa = soa.ok_or_else(|| BuildError::MissingSoa(origin.to_string()))?;
+        let origin_wire = wire(&origin.to_lowercase())?;
+        staged.pack(origin, &origin_wire, soa)
     }
 
     /// The apex.
@@ -260,32 +134,54 @@ impl ZoneIndex {
         }
     }
 
-    /// The node at a (lowercased) name.
-    pub fn node(&self, lowercase_name: &Name) -> Option<&Node> {
-        self.nodes.get(lowercase_name)
+    /// The node at a name (in any case).
+    pub fn node(&self, name: &Name) -> Option<Node<'_>> {
+        let key = wire(&name.to_lowercase()).ok()?;
+        self.position(&key).map(|at| self.node_at(at))
     }
 
-    /// Every name (lowercase) and its node, in canonical order.
-    pub fn nodes(&self) -> impl Iterator<Item = (&Name, &Node)> {
-        self.nodes.iter()
+    /// Where the node of a lowercase wire-form name is, if the zone has it.
+    pub fn position(&self, lowercase_name: &[u8]) -> Option<usize> {
+        let hash = self.hasher.hash_one(lowercase_name);
+        self.table
+            .find(hash, |&at| self.name_at(at as usize) == lowercase_name)
+            .map(|&at| at as usize)
+    }
+
+    /// The node at a position (from [`Self::position`] or the order of [`Self::nodes`]).
+    pub fn node_at(&self, at: usize) -> Node<'_> {
+        let entry = self.nodes[at];
+        let data_at = entry.data_at as usize;
+        Node {
+            name: self.name_at(at),
+            data: &self.data[data_at..data_at + entry.data_len as usize],
+        }
+    }
+
+    fn name_at(&self, at: usize) -> &[u8] {
+        let entry = self.nodes[at];
+        let name_at = entry.name_at as usize;
+        &self.names[name_at..name_at + usize::from(entry.name_len)]
+    }
+
+    /// Every node, in canonical order.
+    pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> {
+        (0..self.nodes.len()).map(|at| self.node_at(at))
     }
 
     /// Every record of the zone, in canonical name order (the index holds each once).
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
-        self.nodes.iter().flat_map(|(key, node)| {
-            let owner = node.owner(key);
-            node.rrsets
-                .iter()
+        self.nodes().flat_map(|node| {
+            let owner = node.name();
+            node.rrsets()
                 .flat_map(move |rrset| rrset.records(&owner))
+                .collect::<Vec<_>>()
         })
     }
 
     /// The number of records.
     pub fn record_count(&self) -> usize {
-        self.nodes
-            .values()
-            .map(|node| node.rrsets.iter().map(Rrset::len).sum::<usize>())
-            .sum()
+        self.record_count
     }
 
     /// The number of names, empty non-terminals included.
@@ -297,4 +193,432 @@ impl ZoneIndex {
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
+}
+
+impl<'z> Node<'z> {
+    /// The name, lowercase, in wire form.
+    pub fn wire_name(&self) -> &'z [u8] {
+        self.name
+    }
+
+    /// The name, lowercase.
+    pub fn name(&self) -> Name {
+        Name::from_bytes(self.name).unwrap_or_default()
+    }
+
+    /// Its RRsets, in type order.
+    pub fn rrsets(&self) -> impl Iterator<Item = Rrset<'z>> + 'z {
+        let mut rest = self.data;
+        std::iter::from_fn(move || {
+            let (rrset, next) = Rrset::split(rest)?;
+            rest = next;
+            Some(rrset)
+        })
+    }
+
+    /// The RRset of a type.
+    pub fn rrset(&self, record_type: RecordType) -> Option<Rrset<'z>> {
+        let code = u16::from(record_type);
+        self.rrsets().find(|rrset| rrset.record_type == code)
+    }
+
+    /// The first RRset in type order (what ANY is answered with, RFC 8482).
+    pub fn first_rrset(&self) -> Option<Rrset<'z>> {
+        self.rrsets().next()
+    }
+
+    /// The types of the RRsets held, in type order.
+    pub fn types(&self) -> impl Iterator<Item = RecordType> + 'z {
+        self.rrsets()
+            .map(|rrset| RecordType::from(rrset.record_type))
+    }
+
+    /// True for an empty non-terminal.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+impl<'z> Rrset<'z> {
+    /// The type.
+    pub fn record_type(&self) -> RecordType {
+        RecordType::from(self.record_type)
+    }
+
+    /// Its records, each with its owner as loaded (`owner` unless the case differed).
+    pub fn records(&self, owner: &Name) -> Vec<Record> {
+        self.decode(|spelled| match spelled {
+            Some(bytes) => Name::from_bytes(bytes).unwrap_or_else(|_| owner.clone()),
+            None => owner.clone(),
+        })
+    }
+
+    /// Its records, all with `owner` as their owner (the name asked, or a wildcard's
+    /// expansion).
+    pub fn records_as(&self, owner: &Name) -> Vec<Record> {
+        self.decode(|_| owner.clone())
+    }
+
+    fn decode(&self, owner: impl Fn(Option<&[u8]>) -> Name) -> Vec<Record> {
+        let mut records = Vec::new();
+        let mut rest = self.records;
+        while let Some((packed, next)) = PackedRecord::split(rest) {
+            rest = next;
+            let mut decoder = BinDecoder::new(packed.data);
+            let length = Restrict::new(u16::try_from(packed.data.len()).unwrap_or(u16::MAX));
+            // Each entry was written by `RData::emit` when the index was built.
+            if let Ok(rdata) = RData::read(&mut decoder, self.record_type(), length) {
+                let mut record = Record::from_rdata(owner(packed.owner), packed.ttl, rdata);
+                record.dns_class = DNSClass::from(self.dns_class);
+                records.push(record);
+            }
+        }
+        records
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        let mut count = 0;
+        let mut rest = self.records;
+        while let Some((_, next)) = PackedRecord::split(rest) {
+            rest = next;
+            count += 1;
+        }
+        count
+    }
+
+    /// True if it holds no record (never: an RRset is made from its records).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The RRset at the start of `bytes`, and what follows it.
+    fn split(bytes: &'z [u8]) -> Option<(Self, &'z [u8])> {
+        let record_type = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?);
+        let dns_class = u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?);
+        let len = u32::from_be_bytes(bytes.get(4..8)?.try_into().ok()?) as usize;
+        let records = bytes.get(8..8 + len)?;
+        let rrset = Self {
+            record_type,
+            dns_class,
+            records,
+        };
+        Some((rrset, &bytes[8 + len..]))
+    }
+}
+
+/// One record as packed: TTL (4 bytes), data length (2), data, owner length (1) and the
+/// owner as loaded if its case differs from the node's name.
+struct PackedRecord<'z> {
+    ttl: u32,
+    data: &'z [u8],
+    owner: Option<&'z [u8]>,
+}
+
+impl<'z> PackedRecord<'z> {
+    fn split(bytes: &'z [u8]) -> Option<(Self, &'z [u8])> {
+        let ttl = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
+        let len = usize::from(u16::from_be_bytes(bytes.get(4..6)?.try_into().ok()?));
+        let data = bytes.get(6..6 + len)?;
+        let owner_len = usize::from(*bytes.get(6 + len)?);
+        let owner_at = 7 + len;
+        let owner = bytes.get(owner_at..owner_at + owner_len)?;
+        let record = Self {
+            ttl,
+            data,
+            owner: (owner_len > 0).then_some(owner),
+        };
+        Some((record, &bytes[owner_at + owner_len..]))
+    }
+
+    /// Appends a record in packed form; the owner is written only if its case differs
+    /// from `key` (the lowercase wire-form name).
+    fn write(out: &mut Vec<u8>, record: &Record, key: &[u8]) -> Result<(), BuildError> {
+        let unencodable = |error: String| BuildError::Unencodable {
+            owner: record.name.to_string(),
+            record_type: record.record_type().to_string(),
+            error,
+        };
+        let mut data = Vec::new();
+        let mut encoder = BinEncoder::new(&mut data);
+        record
+            .data
+            .emit(&mut encoder)
+            .map_err(|error| unencodable(error.to_string()))?;
+        let len = u16::try_from(data.len())
+            .map_err(|_| unencodable("record data longer than 65535 bytes".into()))?;
+        let spelled = wire(&record.name)?;
+        let owner: &[u8] = if spelled == key { &[] } else { &spelled };
+        out.extend_from_slice(&record.ttl.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&data);
+        // A wire-form name is at most 255 bytes.
+        out.push(u8::try_from(owner.len()).unwrap_or(0));
+        out.extend_from_slice(owner);
+        Ok(())
+    }
+}
+
+/// Records as they arrive, before they are sorted and packed.
+#[derive(Default)]
+struct Staged {
+    /// Each record's lowercase wire-form owner, then its packed form.
+    bytes: Vec<u8>,
+    records: Vec<StagedRecord>,
+}
+
+/// Where one staged record is in [`Staged::bytes`].
+#[derive(Clone, Copy)]
+struct StagedRecord {
+    at: u32,
+    name_len: u8,
+    record_type: u16,
+    dns_class: u16,
+}
+
+impl StagedRecord {
+    fn name<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        let at = self.at as usize;
+        &bytes[at..at + usize::from(self.name_len)]
+    }
+
+    fn packed<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        let at = self.at as usize + usize::from(self.name_len);
+        PackedRecord::split(&bytes[at..]).map_or(&[], |(_, rest)| {
+            let end = bytes.len() - rest.len();
+            &bytes[at..end]
+        })
+    }
+}
+
+impl Staged {
+    fn add(&mut self, record: &Record) -> Result<(), BuildError> {
+        let key = wire(&record.name.to_lowercase())?;
+        let at = u32::try_from(self.bytes.len())
+            .map_err(|_| BuildError::TooLarge(record.name.to_string()))?;
+        self.bytes.extend_from_slice(&key);
+        PackedRecord::write(&mut self.bytes, record, &key)?;
+        self.records.push(StagedRecord {
+            at,
+            name_len: u8::try_from(key.len()).unwrap_or(u8::MAX),
+            record_type: u16::from(record.record_type()),
+            dns_class: u16::from(record.dns_class),
+        });
+        Ok(())
+    }
+
+    /// Sorts the records into canonical order and packs them, node by node.
+    fn pack(
+        mut self,
+        origin: &Name,
+        origin_wire: &[u8],
+        soa: Record,
+    ) -> Result<ZoneIndex, BuildError> {
+        let bytes = std::mem::take(&mut self.bytes);
+        // Stable: a repeated record keeps its first spelling.
+        self.records.sort_by(|a, b| {
+            canonical_cmp(a.name(&bytes), b.name(&bytes))
+                .then_with(|| a.record_type.cmp(&b.record_type))
+        });
+        let too_large = || BuildError::TooLarge(origin.to_string());
+        let hasher = DefaultHashBuilder::default();
+        let mut builder = Packer {
+            names: Vec::new(),
+            data: Vec::new(),
+            nodes: Vec::new(),
+            table: HashTable::with_capacity(self.records.len()),
+            hasher: &hasher,
+        };
+        let mut record_count = 0;
+        for owned in self
+            .records
+            .chunk_by(|a, b| a.name(&bytes) == b.name(&bytes))
+        {
+            let key = owned[0].name(&bytes);
+            builder.ancestors(key, origin_wire).ok_or_else(too_large)?;
+            let data_at = u32::try_from(builder.data.len()).map_err(|_| too_large())?;
+            for rrset in owned.chunk_by(|a, b| a.record_type == b.record_type) {
+                let header_at = builder.data.len();
+                builder
+                    .data
+                    .extend_from_slice(&rrset[0].record_type.to_be_bytes());
+                builder
+                    .data
+                    .extend_from_slice(&rrset[0].dns_class.to_be_bytes());
+                builder.data.extend_from_slice(&[0; 4]);
+                let mut kept: Vec<&[u8]> = Vec::with_capacity(rrset.len());
+                for staged in rrset {
+                    let packed = staged.packed(&bytes);
+                    if kept
+                        .iter()
+                        .any(|other| same_data(other, packed, staged.record_type))
+                    {
+                        continue;
+                    }
+                    kept.push(packed);
+                    builder.data.extend_from_slice(packed);
+                    record_count += 1;
+                }
+                let len =
+                    u32::try_from(builder.data.len() - header_at - 8).map_err(|_| too_large())?;
+                builder.data[header_at + 4..header_at + 8].copy_from_slice(&len.to_be_bytes());
+            }
+            let data_len = u32::try_from(builder.data.len()).map_err(|_| too_large())? - data_at;
+            builder.push(key, data_at, data_len).ok_or_else(too_large)?;
+        }
+        let Packer {
+            names,
+            data,
+            nodes,
+            table,
+            ..
+        } = builder;
+        Ok(ZoneIndex {
+            origin: origin.clone(),
+            soa,
+            names: names.into_boxed_slice(),
+            data: data.into_boxed_slice(),
+            nodes: nodes.into_boxed_slice(),
+            table,
+            hasher,
+            record_count,
+        })
+    }
+}
+
+/// The index as it is filled, node by node in canonical order.
+struct Packer<'h> {
+    names: Vec<u8>,
+    data: Vec<u8>,
+    nodes: Vec<NodeEntry>,
+    table: HashTable<u32>,
+    hasher: &'h DefaultHashBuilder,
+}
+
+impl Packer<'_> {
+    fn find(&self, name: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        self.table
+            .find(hash, |&at| {
+                let entry = self.nodes[at as usize];
+                let start = entry.name_at as usize;
+                &self.names[start..start + usize::from(entry.name_len)] == name
+            })
+            .copied()
+    }
+
+    fn push(&mut self, name: &[u8], data_at: u32, data_len: u32) -> Option<()> {
+        let at = u32::try_from(self.nodes.len()).ok()?;
+        let name_at = u32::try_from(self.names.len()).ok()?;
+        self.names.extend_from_slice(name);
+        self.nodes.push(NodeEntry {
+            name_at,
+            data_at,
+            data_len,
+            name_len: u8::try_from(name.len()).ok()?,
+        });
+        let (names, nodes, hasher) = (&self.names, &self.nodes, self.hasher);
+        let hash = hasher.hash_one(name);
+        self.table.insert_unique(hash, at, |&other| {
+            let entry = nodes[other as usize];
+            let start = entry.name_at as usize;
+            hasher.hash_one(&names[start..start + usize::from(entry.name_len)])
+        });
+        Some(())
+    }
+
+    /// Adds the empty non-terminals between the apex and `name` (exclusive) that are not
+    /// there yet, top down. In canonical order a name's subtree follows it directly, so
+    /// an ancestor not seen yet belongs right here.
+    fn ancestors(&mut self, name: &[u8], origin: &[u8]) -> Option<()> {
+        let mut missing = Vec::new();
+        let mut at = 0;
+        while name.len() - at > origin.len() {
+            at += 1 + usize::from(name[at]);
+            let ancestor = &name[at..];
+            if ancestor.len() <= origin.len() || self.find(ancestor).is_some() {
+                break;
+            }
+            missing.push(ancestor);
+        }
+        let data_at = u32::try_from(self.data.len()).ok()?;
+        for ancestor in missing.into_iter().rev() {
+            self.push(ancestor, data_at, 0)?;
+        }
+        Some(())
+    }
+}
+
+/// Whether two packed records hold the same data: the same bytes, or data that differ only
+/// in the case of the names in them.
+fn same_data(a: &[u8], b: &[u8], record_type: u16) -> bool {
+    let (Some((a, _)), Some((b, _))) = (PackedRecord::split(a), PackedRecord::split(b)) else {
+        return false;
+    };
+    if a.data == b.data {
+        return true;
+    }
+    if !a.data.eq_ignore_ascii_case(b.data) {
+        return false;
+    }
+    let read = |data: &[u8]| {
+        let length = Restrict::new(u16::try_from(data.len()).unwrap_or(u16::MAX));
+        RData::read(
+            &mut BinDecoder::new(data),
+            RecordType::from(record_type),
+            length,
+        )
+        .ok()
+    };
+    matches!((read(a.data), read(b.data)), (Some(x), Some(y)) if x == y)
+}
+
+/// A name in wire form, uncompressed, in the case it has.
+fn wire(name: &Name) -> Result<Vec<u8>, BuildError> {
+    name.to_bytes().map_err(|error| BuildError::Unencodable {
+        owner: name.to_string(),
+        record_type: "owner".into(),
+        error: error.to_string(),
+    })
+}
+
+/// The canonical order of two lowercase wire-form names (RFC 4034 §6.1): label by label
+/// from the right, each compared as a string of octets, a missing label first.
+pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    let (a_labels, a_count) = label_starts(a);
+    let (b_labels, b_count) = label_starts(b);
+    for (&x, &y) in a_labels[..a_count]
+        .iter()
+        .rev()
+        .zip(b_labels[..b_count].iter().rev())
+    {
+        match label(a, x).cmp(label(b, y)) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    a_count.cmp(&b_count)
+}
+
+/// The label that starts at `at` in a wire-form name.
+fn label(name: &[u8], at: u8) -> &[u8] {
+    let at = usize::from(at);
+    let len = usize::from(name[at]);
+    &name[at + 1..at + 1 + len]
+}
+
+/// Where each label of a wire-form name starts (the root label excluded).
+fn label_starts(name: &[u8]) -> ([u8; 128], usize) {
+    let mut starts = [0u8; 128];
+    let mut count = 0;
+    let mut at = 0;
+    while let Some(&len) = name.get(at) {
+        if len == 0 || count == starts.len() {
+            break;
+        }
+        starts[count] = u8::try_from(at).unwrap_or(u8::MAX);
+        count += 1;
+        at += 1 + usize::from(len);
+    }
+    (starts, count)
 }

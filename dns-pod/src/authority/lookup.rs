@@ -51,13 +51,13 @@ impl Answer {
 enum Step<'a> {
     /// The RRset to answer with (owner: the name asked); `cname` if it is a CNAME to
     /// follow.
-    Data { rrset: &'a Rrset, cname: bool },
+    Data { rrset: Rrset<'a>, cname: bool },
     /// The name exists, but not with this type.
     NoData,
     /// The name does not exist.
     NxDomain,
     /// The name is at or below a zone cut (its lowercase name and node).
-    Delegation(Name, &'a Node),
+    Delegation(Name, Node<'a>),
 }
 
 impl ZoneIndex {
@@ -73,7 +73,7 @@ impl ZoneIndex {
             seen.insert(name.to_lowercase());
             match self.resolve(&name, qtype) {
                 Step::Data { rrset, cname } => {
-                    let records = rrset.records(&name);
+                    let records = rrset.records_as(&name);
                     let target = match (cname, records.first().map(|r| &r.data)) {
                         (true, Some(RData::CNAME(target))) => Some(target.0.clone()),
                         _ => None,
@@ -102,7 +102,7 @@ impl ZoneIndex {
                     answer.authoritative = !answer.answers.is_empty();
                     let ns = cut
                         .rrset(RecordType::NS)
-                        .map(|rrset| rrset.records(&cut.owner(&cut_name)))
+                        .map(|rrset| rrset.records(&cut_name))
                         .unwrap_or_default();
                     answer.additionals.extend(self.glue(&ns));
                     answer.authority.extend(ns);
@@ -138,7 +138,7 @@ impl ZoneIndex {
 
     /// The delegation at or above `key` (below the apex), if any. A DS question at the cut
     /// itself is the parent's to answer.
-    fn zone_cut(&self, key: &Name, qtype: RecordType) -> Option<(Name, &Node)> {
+    fn zone_cut(&self, key: &Name, qtype: RecordType) -> Option<(Name, Node<'_>)> {
         let apex_labels = self.origin().num_labels();
         (apex_labels + 1..=key.num_labels()).find_map(|labels| {
             let candidate = key.trim_to(labels as usize);
@@ -159,7 +159,7 @@ impl ZoneIndex {
                 RData::NS(target) if self.origin().zone_of(&target.0) => {
                     let key = target.0.to_lowercase();
                     let node = self.node(&key)?;
-                    Some((node.owner(&key), node))
+                    Some((key, node))
                 }
                 _ => None,
             })
@@ -190,7 +190,7 @@ impl ZoneIndex {
     }
 }
 
-fn answer_from(node: &Node, qtype: RecordType) -> Step<'_> {
+fn answer_from(node: Node<'_>, qtype: RecordType) -> Step<'_> {
     if node.is_empty() {
         return Step::NoData;
     }

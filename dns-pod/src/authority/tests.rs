@@ -254,3 +254,87 @@ fn any_at_a_cname_is_the_cname_alone() {
         assert!(answer.authority.is_empty(), "{name}");
     }
 }
+
+#[test]
+fn names_sort_in_canonical_order() {
+    // RFC 4034 §6.1's example, lowercased.
+    let ordered: Vec<Vec<u8>> = [
+        &b"\x07example\x00"[..],
+        b"\x01a\x07example\x00",
+        b"\x08yljkjljk\x01a\x07example\x00",
+        b"\x01z\x01a\x07example\x00",
+        b"\x04zabc\x01a\x07example\x00",
+        b"\x01z\x07example\x00",
+        b"\x01\x01\x01z\x07example\x00",
+        b"\x01*\x01z\x07example\x00",
+        b"\x01\xc8\x01z\x07example\x00",
+    ]
+    .iter()
+    .map(|name| name.to_vec())
+    .collect();
+    let mut shuffled = ordered.clone();
+    shuffled.reverse();
+    shuffled.swap(1, 5);
+    shuffled.sort_by(|a, b| super::index::canonical_cmp(a, b));
+    assert_eq!(shuffled, ordered);
+}
+
+#[test]
+fn each_record_keeps_the_case_it_was_loaded_with_and_repeats_count_once() {
+    use hickory_proto::rr::{RData, Record, rdata};
+    let name = |text: &str| Name::from_ascii(text).unwrap();
+    let origin = name("example.com.");
+    let soa = rdata::SOA::new(
+        name("ns1.example.com."),
+        name("hostmaster.example.com."),
+        1,
+        60,
+        60,
+        60,
+        60,
+    );
+    let records = [
+        Record::from_rdata(origin.clone(), 60, RData::SOA(soa)),
+        Record::from_rdata(
+            name("WWW.example.com."),
+            60,
+            RData::A("192.0.2.1".parse().unwrap()),
+        ),
+        Record::from_rdata(
+            name("www.example.com."),
+            60,
+            RData::A("192.0.2.2".parse().unwrap()),
+        ),
+        Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::NS(rdata::NS(name("ns1.example.com."))),
+        ),
+        Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::NS(rdata::NS(name("NS1.example.com."))),
+        ),
+    ];
+    let zone = ZoneIndex::build(&origin, records).unwrap();
+    let owners: Vec<String> = zone
+        .records()
+        .filter(|r| r.record_type() == RecordType::A)
+        .map(|r| format!("{} {}", r.name, r.data))
+        .collect();
+    assert_eq!(
+        owners,
+        ["WWW.example.com. 192.0.2.1", "www.example.com. 192.0.2.2"]
+    );
+    // The NS pair differs only in the case of its target: one record.
+    assert_eq!(zone.record_count(), 4);
+    // Answers take the case asked.
+    let answer = zone.lookup(&name("wWw.example.com."), RecordType::A);
+    assert_eq!(answer.answers.len(), 2);
+    assert!(
+        answer
+            .answers
+            .iter()
+            .all(|r| r.name.to_string() == "wWw.example.com.")
+    );
+}

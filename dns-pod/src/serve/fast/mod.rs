@@ -80,6 +80,7 @@ pub fn answer(zones: &ZoneSet, packet: &[u8], out: &mut Vec<u8>) -> Option<FastA
     let limit = response::udp_limit_for(query.edns_payload());
     let template = zone.fast_answers().and_then(|templates| {
         templates.find(
+            &zone.index,
             query.lowercase_name(),
             zone.wire_origin().len(),
             query.qtype(),

@@ -15,17 +15,14 @@
 //! (ID 0, no flags, lowercase question, no EDNS); [`super::answer`] relies on that, and a
 //! test compares the two paths byte for byte.
 
-use std::collections::HashMap;
-
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query},
     rr::{Name, RecordType},
-    serialize::binary::BinEncodable,
 };
 
 use super::relocatable::Relocatable;
 use crate::{
-    authority::{Node, Rcode},
+    authority::{Node, Rcode, ZoneIndex},
     serve::response,
     zones::ServedZone,
 };
@@ -36,8 +33,11 @@ const CHAINED_TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, RecordT
 /// The precomputed answers of one zone version.
 #[derive(Debug, Default)]
 pub struct AnswerTemplates {
-    /// Every name of the zone (empty non-terminals too), lowercase wire form.
-    names: HashMap<Box<[u8]>, NameAnswers>,
+    /// The answers at every name of the zone (empty non-terminals too), in the order of
+    /// the index's nodes.
+    names: Box<[NameAnswers]>,
+    /// The whole answers of every name, back to back (see [`NameAnswers`]).
+    bytes: Box<[u8]>,
     /// The NXDOMAIN answer, for every name below the apex.
     nxdomain: Option<Relocatable>,
     /// The no-data answer, for every name below the apex.
@@ -47,11 +47,12 @@ pub struct AnswerTemplates {
 /// The answers at one name.
 #[derive(Debug, Default)]
 struct NameAnswers {
-    /// The whole answers by type code: the RRsets the name holds, in type order, then the
-    /// types chased through its CNAME.
-    /// Packed in one allocation: for each, the type code (2 bytes), the length (2 bytes)
-    /// and the response.
-    by_type: Box<[u8]>,
+    /// Where its whole answers are in [`AnswerTemplates::bytes`], and their length: for
+    /// each type, the type code (2 bytes), the response's length (2 bytes) and the
+    /// response; the RRsets the name holds in type order, then the types chased through
+    /// its CNAME.
+    at: u32,
+    len: u32,
     /// Whether `by_type` has every type the name holds (a template failed otherwise).
     complete: bool,
     /// Whether the name holds a CNAME (other types follow it, and are looked up).
@@ -86,12 +87,13 @@ impl AnswerTemplates {
     pub fn build(zone: &ServedZone) -> Self {
         let index = &zone.index;
         let apex = index.origin().to_lowercase();
+        let mut bytes = Vec::new();
         let names = index
             .nodes()
-            .filter_map(|(name, node)| {
-                let key = name.to_bytes().ok()?.into_boxed_slice();
-                let below = Below::build(zone, &apex, name, node);
-                Some((key, NameAnswers::build(zone, name, node, below)))
+            .map(|node| {
+                let name = node.name();
+                let below = Below::build(zone, &apex, &name, node);
+                NameAnswers::build(zone, &name, node, below, &mut bytes)
             })
             .collect();
         let negative = |rcode: Rcode| {
@@ -100,23 +102,36 @@ impl AnswerTemplates {
         };
         Self {
             names,
+            bytes: bytes.into_boxed_slice(),
             nxdomain: negative(Rcode::NxDomain),
             no_data: negative(Rcode::NoError),
         }
     }
 
-    /// The template for a lowercase wire-form name and a type, if the name is held with
-    /// that type.
-    pub fn get(&self, lowercase_name: &[u8], qtype: u16) -> Option<&[u8]> {
-        self.names.get(lowercase_name)?.get(qtype)
+    /// The template for a lowercase wire-form name of `index` (the version these answers
+    /// were built from) and a type, if the name is held with that type.
+    pub fn get(&self, index: &ZoneIndex, lowercase_name: &[u8], qtype: u16) -> Option<&[u8]> {
+        self.at(index, lowercase_name)?.get(&self.bytes, qtype)
+    }
+
+    /// The answers at a lowercase wire-form name of `index`.
+    fn at(&self, index: &ZoneIndex, lowercase_name: &[u8]) -> Option<&NameAnswers> {
+        self.names.get(index.position(lowercase_name)?)
     }
 
     /// The precomputed answer for a lowercase wire-form name of the zone (whose apex is
     /// the last `apex_len` bytes of it) and a type, found as the lookup would: the first
     /// zone cut on the way down from the apex, else the name itself, else the closest
     /// encloser's wildcard, else NXDOMAIN. `None` where the answer is not precomputed.
-    pub fn find(&self, lowercase_name: &[u8], apex_len: usize, qtype: u16) -> Option<Template<'_>> {
-        if let Some(whole) = self.get(lowercase_name, qtype) {
+    pub fn find(
+        &self,
+        index: &ZoneIndex,
+        lowercase_name: &[u8],
+        apex_len: usize,
+        qtype: u16,
+    ) -> Option<Template<'_>> {
+        let exact = self.at(index, lowercase_name);
+        if let Some(whole) = exact.and_then(|name| name.get(&self.bytes, qtype)) {
             return Some(Template::Whole(whole));
         }
         let apex_at = lowercase_name.len().checked_sub(apex_len)?;
@@ -129,9 +144,14 @@ impl AnswerTemplates {
             labels += 1;
             at += 1 + usize::from(lowercase_name[at]);
         }
-        let mut encloser = self.names.get(lowercase_name.get(apex_at..)?)?;
+        let mut encloser = self.at(index, lowercase_name.get(apex_at..)?)?;
         for &start in starts[..labels].iter().rev() {
-            match self.names.get(&lowercase_name[usize::from(start)..]) {
+            let name = if start == 0 {
+                exact
+            } else {
+                self.at(index, &lowercase_name[usize::from(start)..])
+            };
+            match name {
                 Some(node) => {
                     if let Some(Below::Referral(referral)) = node.below.as_deref() {
                         return referral.as_ref().map(Template::Relocatable);
@@ -176,12 +196,18 @@ impl AnswerTemplates {
 const MAX_WALK: usize = 128;
 
 impl NameAnswers {
-    fn build(zone: &ServedZone, name: &Name, node: &Node, below: Option<Below>) -> Self {
+    fn build(
+        zone: &ServedZone,
+        name: &Name,
+        node: Node<'_>,
+        below: Option<Below>,
+        bytes: &mut Vec<u8>,
+    ) -> Self {
         let chained = node.rrset(RecordType::CNAME).is_some();
         let types = node
             .types()
             .chain(CHAINED_TYPES.into_iter().filter(|_| chained));
-        let mut by_type: Vec<u8> = Vec::new();
+        let start = bytes.len();
         let mut held: Vec<u16> = Vec::new();
         let mut complete = true;
         for qtype in types {
@@ -190,28 +216,39 @@ impl NameAnswers {
                 continue;
             }
             match template(zone, name, qtype) {
-                Some(bytes) => match u16::try_from(bytes.len()) {
+                Some(template) => match u16::try_from(template.len()) {
                     Ok(len) => {
                         held.push(code);
-                        by_type.extend_from_slice(&code.to_be_bytes());
-                        by_type.extend_from_slice(&len.to_be_bytes());
-                        by_type.extend_from_slice(&bytes);
+                        bytes.extend_from_slice(&code.to_be_bytes());
+                        bytes.extend_from_slice(&len.to_be_bytes());
+                        bytes.extend_from_slice(&template);
                     }
                     Err(_) => complete = false,
                 },
                 None => complete = false,
             }
         }
+        // A zone whose answers pass 4 GiB loses the templates past that; they are looked up.
+        let (at, len) = match (u32::try_from(start), u32::try_from(bytes.len() - start)) {
+            (Ok(at), Ok(len)) => (at, len),
+            _ => {
+                complete = false;
+                bytes.truncate(start);
+                (0, 0)
+            }
+        };
         Self {
-            by_type: by_type.into_boxed_slice(),
+            at,
+            len,
             complete,
             cname: chained,
             below: below.map(Box::new),
         }
     }
 
-    fn get(&self, qtype: u16) -> Option<&[u8]> {
-        let mut rest: &[u8] = &self.by_type;
+    fn get<'b>(&self, bytes: &'b [u8], qtype: u16) -> Option<&'b [u8]> {
+        let at = self.at as usize;
+        let mut rest = bytes.get(at..at + self.len as usize)?;
         let any = qtype == u16::from(RecordType::ANY);
         while let [t0, t1, l0, l1, tail @ ..] = rest {
             let len = usize::from(u16::from_be_bytes([*l0, *l1]));
@@ -228,7 +265,7 @@ impl NameAnswers {
 
 impl Below {
     /// `apex` and `name` are lowercase.
-    fn build(zone: &ServedZone, apex: &Name, name: &Name, node: &Node) -> Option<Self> {
+    fn build(zone: &ServedZone, apex: &Name, name: &Name, node: Node<'_>) -> Option<Self> {
         let index = &zone.index;
         if node.rrset(RecordType::NS).is_some() && name != apex {
             let referral = Relocatable::derive(name, |sample| {
