@@ -164,7 +164,7 @@ impl Follower {
             .subscribe(self.layout.resync_subject(&self.pod))
             .await
             .map_err(nats)?;
-        self.catch_up(&store, false).await?;
+        self.catch_up(&store).await?;
         if !self.ready.swap(true, Ordering::SeqCst) {
             info!(zones = self.zones.load().len(), "initial sync complete");
         }
@@ -181,15 +181,15 @@ impl Follower {
                 },
                 () = self.connected.notified() => {
                     info!("reconnected: checking the snapshot store for missed versions");
-                    self.catch_up(&store, false).await?;
+                    self.catch_up(&store).await?;
                 }
             }
         }
     }
 
-    /// Brings every zone to the version in the store; stops serving zones not in it.
-    /// With `force`, fetches every zone even if the served version looks the same.
-    async fn catch_up(&self, store: &ObjectStore, force: bool) -> Result<Vec<String>, SyncError> {
+    /// Brings every zone to the version in the store (fetching those whose serial or
+    /// digest differs from what is served); stops serving zones not in it.
+    async fn catch_up(&self, store: &ObjectStore) -> Result<Vec<String>, SyncError> {
         let mut listing = store.list().await.map_err(nats)?;
         let mut listed = Vec::new();
         let mut errors = Vec::new();
@@ -212,7 +212,7 @@ impl Follower {
                 info.metadata.get(META_SERIAL).cloned().unwrap_or_default(),
                 info.metadata.get(META_DIGEST).cloned().unwrap_or_default(),
             );
-            if !force && current.as_ref() == Some(&stored) {
+            if current.as_ref() == Some(&stored) {
                 continue;
             }
             if let Err(error) = self.fetch(store, &origin, None).await {
@@ -434,7 +434,10 @@ impl Follower {
         let mut errors = Vec::new();
         let mut names = Vec::new();
         if request.zones.is_empty() {
-            match self.catch_up(store, true).await {
+            // Every zone: only those not at the store's version are fetched, so a fleet
+            // with thousands of zones answers in the time its lagging zones take (a full
+            // fetch of 1,000 zones took 7-8 s, longer than the operator waits).
+            match self.catch_up(store).await {
                 Ok(failed) => errors.extend(failed),
                 Err(error) => errors.push(error.to_string()),
             }
