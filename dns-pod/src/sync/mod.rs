@@ -272,23 +272,32 @@ impl Follower {
         snapshot
             .verify()
             .map_err(|e| SyncError::Digest(e.to_string()))?;
-        self.install(snapshot, "snapshot", published_at).await
+        self.install(snapshot, "snapshot", published_at, Some(bytes))
+            .await
     }
 
     /// Builds and serves a version.
+    /// `encoded` is the snapshot as it arrived, if it did (else it is encoded here for the
+    /// local copy).
     async fn install(
         &self,
         snapshot: Snapshot,
         kind: &'static str,
         published_at: Option<u64>,
+        encoded: Option<Vec<u8>>,
     ) -> Result<(), SyncError> {
         let started = Instant::now();
-        let local = self.local.as_ref().map(|_| snapshot.clone());
+        let local = match (&self.local, encoded) {
+            (None, _) => None,
+            (Some(_), Some(bytes)) => Some(bytes),
+            (Some(_), None) => snapshot.encode().ok(),
+        };
         let zone = tokio::task::spawn_blocking(move || ServedZone::from_snapshot(snapshot))
             .await
             .map_err(|e| SyncError::InvalidZone(e.to_string()))?
             .map_err(|e| SyncError::InvalidZone(e.to_string()))?;
-        let origin = zone.origin().to_string();
+        let zone_origin = zone.origin().clone();
+        let origin = zone_origin.to_string();
         let serial = zone.serial();
         self.zones.insert(zone);
         self.metrics.applied(kind, started.elapsed());
@@ -298,8 +307,8 @@ impl Follower {
             let lag = zonefleet_nats::unix_millis().saturating_sub(published_at);
             self.metrics.lag.observe(lag as f64 / 1000.0);
         }
-        if let (Some(local), Some(snapshot)) = (&self.local, local) {
-            local.save(snapshot);
+        if let (Some(local), Some(bytes)) = (&self.local, local) {
+            local.save(&zone_origin, bytes);
         }
         info!(zone = %origin, serial, kind, took = ?started.elapsed(), "serving zone version");
         Ok(())
@@ -376,13 +385,14 @@ impl Follower {
                 snapshot
                     .verify()
                     .map_err(|e| SyncError::Digest(e.to_string()))?;
-                self.install(snapshot.clone(), "snapshot", published_at)
+                let encoded = message.payload.to_vec();
+                self.install(snapshot.clone(), "snapshot", published_at, Some(encoded))
                     .await
             }
             Plan::Apply(delta) => {
                 let base = served.map(|zone| zone.to_snapshot());
                 match base.map(|base| delta.apply(&base)) {
-                    Some(Ok(next)) => self.install(next, "delta", published_at).await,
+                    Some(Ok(next)) => self.install(next, "delta", published_at, None).await,
                     Some(Err(error)) => {
                         // The served version is not what the delta expects: start over
                         // from the snapshot.
