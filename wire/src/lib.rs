@@ -216,8 +216,9 @@ impl Marker {
 
 impl Delta {
     /// Applies the delta to `base` (the version `from_serial`) and returns the version it
-    /// makes, checked against the delta's digest. Nothing is changed on error.
-    pub fn apply(&self, base: &Snapshot) -> Result<Snapshot, ApplyError> {
+    /// makes, checked against the delta's digest. `base` is taken, and its records are
+    /// edited in place (no second copy of a large zone); on error nothing is returned.
+    pub fn apply(&self, base: Snapshot) -> Result<Snapshot, ApplyError> {
         if base.serial != self.from_serial {
             return Err(ApplyError::WrongBase {
                 expected: self.from_serial,
@@ -229,12 +230,15 @@ impl Delta {
         for record in &self.removed {
             *remaining.entry(identity(record)).or_default() += 1;
         }
-        let mut records = Vec::with_capacity(base.records.len() + self.added.len());
-        for record in &base.records {
-            match remaining.get_mut(&identity(record)) {
-                Some(count) if *count > 0 => *count -= 1,
-                _ => records.push(record.clone()),
-            }
+        let mut records = base.records;
+        if !remaining.is_empty() {
+            records.retain(|record| match remaining.get_mut(&identity(record)) {
+                Some(count) if *count > 0 => {
+                    *count -= 1;
+                    false
+                }
+                _ => true,
+            });
         }
         if let Some(record) = self
             .removed
@@ -245,7 +249,7 @@ impl Delta {
         }
         records.extend(self.added.iter().cloned());
         let next = Snapshot {
-            origin: base.origin.clone(),
+            origin: base.origin,
             serial: self.serial,
             digest: self.digest.clone(),
             records,

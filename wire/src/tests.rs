@@ -149,7 +149,7 @@ fn a_delta_applied_to_its_base_makes_the_new_version() {
     );
     let new = snapshot(8, "www IN A 192.0.2.1\nnew IN A 192.0.2.3\n");
     let delta = Delta::between(&old, &new);
-    let applied = delta.apply(&old).unwrap();
+    let applied = delta.apply(old.clone()).unwrap();
     assert_eq!(applied.serial, 8);
     assert_eq!(
         zone_digest(&applied.origin, &applied.records),
@@ -165,7 +165,7 @@ fn a_delta_refuses_the_wrong_base_and_a_wrong_result() {
     let v9 = snapshot(9, "a IN A 192.0.2.3\n");
     let delta = Delta::between(&v8, &v9);
     assert_eq!(
-        delta.apply(&v7),
+        delta.apply(v7.clone()),
         Err(ApplyError::WrongBase {
             expected: 8,
             actual: 7
@@ -175,14 +175,14 @@ fn a_delta_refuses_the_wrong_base_and_a_wrong_result() {
     let mut diverged = v7.clone();
     diverged.serial = 8;
     assert!(matches!(
-        delta.apply(&diverged),
+        delta.apply(diverged),
         Err(ApplyError::MissingRecord(_))
     ));
     // A digest that does not match the result.
     let mut lying = delta.clone();
     lying.digest = vec![0; 32];
     assert!(matches!(
-        lying.apply(&v8),
+        lying.apply(v8.clone()),
         Err(ApplyError::DigestMismatch { .. })
     ));
 }

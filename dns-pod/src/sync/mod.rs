@@ -391,7 +391,7 @@ impl Follower {
             }
             Plan::Apply(delta) => {
                 let base = served.map(|zone| zone.to_snapshot());
-                match base.map(|base| delta.apply(&base)) {
+                match base.map(|base| delta.apply(base)) {
                     Some(Ok(next)) => self.install(next, "delta", published_at, None).await,
                     Some(Err(error)) => {
                         // The served version is not what the delta expects: start over
