@@ -14,7 +14,8 @@ use std::{
 use hickory_proto::rr::Name;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
-use zonefleet_wire::{Message, Snapshot};
+
+use crate::zones::ServedZone;
 
 const EXTENSION: &str = "zfw";
 
@@ -27,36 +28,29 @@ fn file_of(dir: &Path, origin: &str) -> PathBuf {
     dir.join(format!("{name}{EXTENSION}"))
 }
 
-/// Loads every valid snapshot in `dir`; discards (deletes) the invalid ones.
-pub fn load(dir: &Path) -> Vec<Snapshot> {
+/// Loads and indexes every valid snapshot in `dir` (each checked against its digest);
+/// discards (deletes) the invalid ones.
+pub fn load(dir: &Path) -> Vec<ServedZone> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut snapshots = Vec::new();
+    let mut zones = Vec::new();
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         if path.extension().is_none_or(|ext| ext != EXTENSION) {
             continue;
         }
-        match read(&path) {
-            Ok(snapshot) => snapshots.push(snapshot),
+        let loaded = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| ServedZone::from_encoded(&bytes).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(zone) => zones.push(zone),
             Err(reason) => {
                 warn!(path = %path.display(), reason, "discarding a corrupt local snapshot");
                 let _ = std::fs::remove_file(&path);
             }
         }
     }
-    snapshots
-}
-
-fn read(path: &Path) -> Result<Snapshot, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    match zonefleet_wire::decode(&bytes).map_err(|e| e.to_string())? {
-        Message::Snapshot(snapshot) => {
-            snapshot.verify().map_err(|e| e.to_string())?;
-            Ok(snapshot)
-        }
-        _ => Err("not a snapshot".into()),
-    }
+    zones
 }
 
 /// A change to the local copy.

@@ -8,7 +8,7 @@ use std::sync::{
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use zonefleet_wire::Snapshot;
 
@@ -156,10 +156,7 @@ async fn start_follower(
     let local = match &config.snapshot_dir {
         Some(dir) => {
             let started = std::time::Instant::now();
-            let (served, failed) = index_all(local_snapshot::load(dir));
-            for (origin, error) in failed {
-                warn!(zone = %origin, %error, "discarding a local snapshot");
-            }
+            let served = local_snapshot::load(dir);
             if !served.is_empty() {
                 info!(zones = served.len(), took = ?started.elapsed(), "serving the local snapshot");
                 install_all(served, zones, metrics);

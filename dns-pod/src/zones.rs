@@ -15,7 +15,7 @@ use hickory_proto::{
     serialize::binary::BinEncodable,
 };
 use tracing::debug;
-use zonefleet_wire::Snapshot;
+use zonefleet_wire::{ApplyError, Delta, Snapshot, SnapshotReader, record_identity};
 
 use crate::{
     authority::{BuildError, ZoneIndex},
@@ -41,19 +41,99 @@ impl ServedZone {
     /// Indexes a snapshot.
     pub fn from_snapshot(snapshot: Snapshot) -> Result<Self, BuildError> {
         let index = ZoneIndex::build(&snapshot.origin, snapshot.records)?;
+        Ok(Self::from_index(index, snapshot.digest))
+    }
+
+    /// Indexes an encoded snapshot, decoding its records one at a time (a large zone is
+    /// never held as hickory `Record`s), and checks them against the digest it carries.
+    pub fn from_encoded(bytes: &[u8]) -> Result<Self, LoadError> {
+        let mut reader =
+            SnapshotReader::new(bytes).map_err(|error| LoadError::Malformed(error.to_string()))?;
+        let origin = reader.origin.clone();
+        let carried = std::mem::take(&mut reader.digest);
+        let records = reader
+            .by_ref()
+            .map(|record| record.map_err(|error| BuildError::Malformed(error.to_string())));
+        let index = ZoneIndex::build_from(&origin, records)?;
+        if index.digest().as_slice() != carried.as_slice() {
+            return Err(LoadError::Digest {
+                expected: zonefleet_wire::hex(&carried),
+                actual: zonefleet_wire::hex(index.digest()),
+            });
+        }
+        Ok(Self::from_index(index, carried))
+    }
+
+    /// The version `delta` makes from this one: this version's records (decoded one name
+    /// at a time) without the removed ones, with the added ones, checked against the
+    /// delta's digest. Neither version is ever held as hickory `Record`s all at once.
+    pub fn apply(&self, delta: &Delta) -> Result<Self, DeltaError> {
+        if self.serial() != delta.from_serial {
+            return Err(ApplyError::WrongBase {
+                expected: delta.from_serial,
+                actual: self.serial(),
+            }
+            .into());
+        }
+        let mut remaining: HashMap<Vec<u8>, usize> = HashMap::new();
+        for record in &delta.removed {
+            *remaining.entry(record_identity(record)).or_default() += 1;
+        }
+        let index = ZoneIndex::build(
+            self.origin(),
+            self.index
+                .records()
+                .filter(|record| match remaining.get_mut(&record_identity(record)) {
+                    Some(count) if *count > 0 => {
+                        *count -= 1;
+                        false
+                    }
+                    _ => true,
+                })
+                .chain(delta.added.iter().cloned()),
+        )?;
+        if let Some(missing) = delta.removed.iter().find(|record| {
+            remaining
+                .get(&record_identity(record))
+                .is_some_and(|count| *count > 0)
+        }) {
+            return Err(ApplyError::MissingRecord(missing.to_string()).into());
+        }
+        if index.digest().as_slice() != delta.digest.as_slice() {
+            return Err(ApplyError::DigestMismatch {
+                expected: zonefleet_wire::hex(&delta.digest),
+                actual: zonefleet_wire::hex(index.digest()),
+            }
+            .into());
+        }
+        Ok(Self::from_index(index, delta.digest.clone()))
+    }
+
+    /// The version encoded as a snapshot, written from the index a record at a time.
+    pub fn encode(&self) -> Result<Vec<u8>, zonefleet_wire::WireError> {
+        zonefleet_wire::encode_snapshot(
+            self.origin(),
+            self.serial(),
+            &self.digest,
+            self.index.record_count(),
+            self.index.records(),
+        )
+    }
+
+    fn from_index(index: ZoneIndex, digest: Vec<u8>) -> Self {
         let wire_origin = index
             .origin()
             .to_lowercase()
             .to_bytes()
             .unwrap_or_default()
             .into_boxed_slice();
-        Ok(Self {
+        Self {
             lower_origin: LowerName::new(index.origin()),
             index,
-            digest: snapshot.digest,
+            digest,
             wire_origin,
             templates: OnceLock::new(),
-        })
+        }
     }
 
     /// The apex, lowercased, in wire form.
@@ -86,16 +166,6 @@ impl ServedZone {
         self.index.serial()
     }
 
-    /// The version as a snapshot (the base for the next delta, or for the local copy).
-    pub fn to_snapshot(&self) -> Snapshot {
-        Snapshot {
-            origin: self.origin().clone(),
-            serial: self.serial(),
-            digest: self.digest.clone(),
-            records: self.index.records().collect(),
-        }
-    }
-
     /// What `/zones` shows of it.
     pub fn summary(&self) -> ZoneSummary {
         ZoneSummary {
@@ -105,6 +175,36 @@ impl ServedZone {
             records: self.index.record_count(),
         }
     }
+}
+
+/// Why an encoded snapshot is not served.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// It does not decode as a snapshot.
+    #[error("malformed snapshot: {0}")]
+    Malformed(String),
+    /// Its records do not make a zone.
+    #[error(transparent)]
+    Index(#[from] BuildError),
+    /// Its records do not have the digest it carries.
+    #[error("the records' digest {actual} differs from the snapshot's {expected}")]
+    Digest {
+        /// The digest it carries (hex).
+        expected: String,
+        /// The digest of its records (hex).
+        actual: String,
+    },
+}
+
+/// Why a delta does not make a version from a served one.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    /// It is not for this version, or its result is not what it announces.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Its result does not make a zone.
+    #[error(transparent)]
+    Index(#[from] BuildError),
 }
 
 /// A served zone as `/zones` and re-sync replies show it.
@@ -255,5 +355,102 @@ fn prepare_in_background(zones: Vec<Arc<ServedZone>>) {
         });
     if let Err(error) = spawned {
         debug!(%error, "could not start precomputing answers; the index answers alone");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::serialize::txt::Parser;
+
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let text =
+            "@ 60 IN SOA ns1 hostmaster 4 60 60 60 60\n@ 60 IN NS ns1\nns1 60 IN A 192.0.2.1\n";
+        let (_, rrsets) = Parser::new(text, None, Some(origin.clone()))
+            .parse()
+            .unwrap();
+        let records: Vec<_> = rrsets
+            .into_values()
+            .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
+            .collect();
+        Snapshot {
+            digest: zonefleet_wire::zone_digest(&origin, &records).to_vec(),
+            origin,
+            serial: 4,
+            records,
+        }
+    }
+
+    #[test]
+    fn an_encoded_snapshot_is_indexed_and_checked_against_its_digest() {
+        let snapshot = snapshot();
+        let zone = ServedZone::from_encoded(&snapshot.encode().unwrap()).unwrap();
+        assert_eq!(zone.serial(), 4);
+        assert_eq!(zone.digest, snapshot.digest);
+        assert_eq!(zone.index.record_count(), 3);
+
+        let mut lying = snapshot.clone();
+        lying.digest = vec![0; 32];
+        assert!(matches!(
+            ServedZone::from_encoded(&lying.encode().unwrap()),
+            Err(LoadError::Digest { .. })
+        ));
+        let bytes = snapshot.encode().unwrap();
+        assert!(matches!(
+            ServedZone::from_encoded(&bytes[..bytes.len() - 2]),
+            Err(LoadError::Index(BuildError::Malformed(_)))
+        ));
+        assert!(matches!(
+            ServedZone::from_encoded(b"not a snapshot"),
+            Err(LoadError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_delta_applies_to_the_served_version_and_is_checked() {
+        let old = snapshot();
+        let mut new = old.clone();
+        new.serial = 5;
+        new.records
+            .retain(|r| r.record_type() != hickory_proto::rr::RecordType::A);
+        let (_, rrsets) = Parser::new(
+            "@ 60 IN SOA ns1 hostmaster 5 60 60 60 60\nns1 60 IN A 192.0.2.9\n",
+            None,
+            Some(old.origin.clone()),
+        )
+        .parse()
+        .unwrap();
+        new.records
+            .retain(|r| r.record_type() != hickory_proto::rr::RecordType::SOA);
+        new.records.extend(
+            rrsets
+                .into_values()
+                .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>()),
+        );
+        new.digest = zonefleet_wire::zone_digest(&new.origin, &new.records).to_vec();
+        let delta = Delta::between(&old, &new);
+        let served = ServedZone::from_snapshot(old.clone()).unwrap();
+        let next = served.apply(&delta).unwrap();
+        assert_eq!(next.serial(), 5);
+        assert_eq!(next.digest, new.digest);
+        let encoded = next.encode().unwrap();
+        assert_eq!(
+            ServedZone::from_encoded(&encoded).unwrap().digest,
+            new.digest
+        );
+
+        // Not this version's delta, a lie about the result.
+        assert!(matches!(
+            next.apply(&delta),
+            Err(DeltaError::Apply(ApplyError::WrongBase { .. }))
+        ));
+        let mut lying = delta.clone();
+        lying.digest = vec![0; 32];
+        assert!(matches!(
+            served.apply(&lying),
+            Err(DeltaError::Apply(ApplyError::DigestMismatch { .. }))
+        ));
     }
 }

@@ -22,7 +22,7 @@
 
 mod digest;
 
-pub use digest::{hex, zone_digest};
+pub use digest::{DigestRecord, ZoneDigester, hex, zone_digest};
 
 use std::collections::BTreeSet;
 
@@ -176,11 +176,40 @@ fn dns<E: std::fmt::Display>(e: E) -> WireError {
 impl Snapshot {
     /// Encodes the snapshot.
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
-        let mut out = header(KIND_SNAPSHOT, self.serial, 0);
-        body_start(&mut out, &self.origin, &self.digest)?;
-        records(&mut out, &self.records)?;
-        Ok(out)
+        encode_snapshot(
+            &self.origin,
+            self.serial,
+            &self.digest,
+            self.records.len(),
+            self.records.iter().cloned(),
+        )
     }
+}
+
+/// Encodes a snapshot from its parts, taking the records one at a time (a caller that
+/// keeps them in another form need not collect them); `count` must be their number.
+pub fn encode_snapshot(
+    origin: &Name,
+    serial: u32,
+    digest: &[u8],
+    count: usize,
+    records: impl IntoIterator<Item = Record>,
+) -> Result<Vec<u8>, WireError> {
+    let mut out = header(KIND_SNAPSHOT, serial, 0);
+    body_start(&mut out, origin, digest)?;
+    let count_u32 = u32::try_from(count).map_err(|_| WireError::Dns("too many records".into()))?;
+    out.extend_from_slice(&count_u32.to_be_bytes());
+    let mut written = 0;
+    for record in records {
+        emit(&mut out, |encoder| record.emit(encoder))?;
+        written += 1;
+    }
+    if written != count {
+        return Err(WireError::Dns(format!(
+            "{written} records given for a count of {count}"
+        )));
+    }
+    Ok(out)
 }
 
 impl Snapshot {
@@ -228,11 +257,11 @@ impl Delta {
         let mut remaining: std::collections::HashMap<Vec<u8>, usize> =
             std::collections::HashMap::new();
         for record in &self.removed {
-            *remaining.entry(identity(record)).or_default() += 1;
+            *remaining.entry(record_identity(record)).or_default() += 1;
         }
         let mut records = base.records;
         if !remaining.is_empty() {
-            records.retain(|record| match remaining.get_mut(&identity(record)) {
+            records.retain(|record| match remaining.get_mut(&record_identity(record)) {
                 Some(count) if *count > 0 => {
                     *count -= 1;
                     false
@@ -240,11 +269,11 @@ impl Delta {
                 _ => true,
             });
         }
-        if let Some(record) = self
-            .removed
-            .iter()
-            .find(|r| remaining.get(&identity(r)).is_some_and(|count| *count > 0))
-        {
+        if let Some(record) = self.removed.iter().find(|r| {
+            remaining
+                .get(&record_identity(r))
+                .is_some_and(|count| *count > 0)
+        }) {
             return Err(ApplyError::MissingRecord(record.to_string()));
         }
         records.extend(self.added.iter().cloned());
@@ -261,18 +290,18 @@ impl Delta {
     /// The delta that turns `old` into `new`: records in `old` but not in `new` are removed,
     /// records in `new` but not in `old` are added (TTL and data included in the comparison).
     pub fn between(old: &Snapshot, new: &Snapshot) -> Self {
-        let old_keys: BTreeSet<Vec<u8>> = old.records.iter().map(identity).collect();
-        let new_keys: BTreeSet<Vec<u8>> = new.records.iter().map(identity).collect();
+        let old_keys: BTreeSet<Vec<u8>> = old.records.iter().map(record_identity).collect();
+        let new_keys: BTreeSet<Vec<u8>> = new.records.iter().map(record_identity).collect();
         let removed = old
             .records
             .iter()
-            .filter(|r| !new_keys.contains(&identity(r)))
+            .filter(|r| !new_keys.contains(&record_identity(r)))
             .cloned()
             .collect();
         let added = new
             .records
             .iter()
-            .filter(|r| !old_keys.contains(&identity(r)))
+            .filter(|r| !old_keys.contains(&record_identity(r)))
             .cloned()
             .collect();
         Self {
@@ -296,8 +325,8 @@ impl Delta {
 }
 
 /// A record's identity for deltas: its lowercased owner and its wire form (type, class,
-/// TTL and data).
-fn identity(record: &Record) -> Vec<u8> {
+/// TTL and data). A delta removes the records with the identities of its removed ones.
+pub fn record_identity(record: &Record) -> Vec<u8> {
     let mut bytes = record.name.to_lowercase().to_bytes().unwrap_or_default();
     bytes.extend(record.to_bytes().unwrap_or_default());
     bytes
@@ -344,8 +373,90 @@ fn emit(
     Ok(())
 }
 
-/// Decodes a message.
-pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+/// A snapshot read one record at a time, so a large zone is never held as `Record`s all
+/// at once.
+pub struct SnapshotReader<'a> {
+    /// The zone's apex.
+    pub origin: Name,
+    /// The SOA serial of this version.
+    pub serial: u32,
+    /// The content digest it carries.
+    pub digest: Vec<u8>,
+    decoder: BinDecoder<'a>,
+    remaining: u32,
+    failed: bool,
+}
+
+impl std::fmt::Debug for SnapshotReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotReader")
+            .field("origin", &self.origin)
+            .field("serial", &self.serial)
+            .field("remaining", &self.remaining)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> SnapshotReader<'a> {
+    /// Reads a snapshot's header; its records follow through [`Iterator::next`], each
+    /// decoded when asked for. Any other kind of message is an error.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let opened = open(bytes)?;
+        if opened.kind != KIND_SNAPSHOT {
+            return Err(WireError::UnknownKind(opened.kind));
+        }
+        let mut decoder = opened.decoder;
+        let remaining = read_count(&mut decoder)?;
+        Ok(Self {
+            origin: opened.origin,
+            serial: opened.serial,
+            digest: opened.digest,
+            decoder,
+            remaining,
+            failed: false,
+        })
+    }
+
+    /// The records not read yet.
+    pub fn remaining(&self) -> usize {
+        usize::try_from(self.remaining).unwrap_or(usize::MAX)
+    }
+}
+
+impl Iterator for SnapshotReader<'_> {
+    type Item = Result<Record, WireError>;
+
+    /// The next record; after the last, an error if bytes are left over.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.remaining == 0 {
+            if self.decoder.is_empty() {
+                return None;
+            }
+            self.failed = true;
+            return Some(Err(WireError::TrailingBytes(self.decoder.len())));
+        }
+        self.remaining -= 1;
+        let record = Record::read(&mut self.decoder).map_err(dns);
+        self.failed = record.is_err();
+        Some(record)
+    }
+}
+
+/// A message's header and body start, decoded.
+struct Opened<'a> {
+    kind: u8,
+    serial: u32,
+    from_serial: u32,
+    origin: Name,
+    digest: Vec<u8>,
+    /// The body after the digest.
+    decoder: BinDecoder<'a>,
+}
+
+fn open(bytes: &[u8]) -> Result<Opened<'_>, WireError> {
     let header = bytes
         .get(..HEADER_LEN)
         .ok_or(WireError::Truncated("header"))?;
@@ -355,13 +466,10 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     if header[3] != FORMAT_VERSION {
         return Err(WireError::UnsupportedVersion(header[3]));
     }
-    let kind = header[4];
     let u32_at = |at: usize| {
         u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
-    let (serial, from_serial) = (u32_at(8), u32_at(12));
-    let body = &bytes[HEADER_LEN..];
-    let mut decoder = BinDecoder::new(body);
+    let mut decoder = BinDecoder::new(&bytes[HEADER_LEN..]);
     let origin = Name::read(&mut decoder).map_err(dns)?;
     let digest_len = usize::from(decoder.pop().map_err(dns)?.unverified());
     let digest = decoder
@@ -369,6 +477,26 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
         .map_err(dns)?
         .unverified()
         .to_vec();
+    Ok(Opened {
+        kind: header[4],
+        serial: u32_at(8),
+        from_serial: u32_at(12),
+        origin,
+        digest,
+        decoder,
+    })
+}
+
+/// Decodes a message.
+pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+    let Opened {
+        kind,
+        serial,
+        from_serial,
+        origin,
+        digest,
+        mut decoder,
+    } = open(bytes)?;
     let message = match kind {
         KIND_SNAPSHOT => Message::Snapshot(Snapshot {
             origin,
@@ -401,12 +529,21 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
         other => return Err(WireError::UnknownKind(other)),
     };
     if !decoder.is_empty() {
-        return Err(WireError::TrailingBytes(body.len() - decoder.index()));
+        return Err(WireError::TrailingBytes(decoder.len()));
     }
     Ok(message)
 }
 
 fn read_records(decoder: &mut BinDecoder<'_>) -> Result<Vec<Record>, WireError> {
+    let count = read_count(decoder)?;
+    (0..count)
+        .map(|_| Record::read(decoder).map_err(dns))
+        .collect()
+}
+
+/// A record count, checked against the bytes left (each record takes at least 11 bytes:
+/// never trust a count the bytes cannot hold).
+fn read_count(decoder: &mut BinDecoder<'_>) -> Result<u32, WireError> {
     let count_bytes = decoder
         .read_slice(4)
         .map_err(|_| WireError::Truncated("record count"))?
@@ -417,14 +554,11 @@ fn read_records(decoder: &mut BinDecoder<'_>) -> Result<Vec<Record>, WireError> 
         count_bytes[2],
         count_bytes[3],
     ]);
-    // Each record takes at least 11 bytes: never trust a count the bytes cannot hold.
     let remaining = decoder.len();
     if usize::try_from(count).unwrap_or(usize::MAX) > remaining / 11 {
         return Err(WireError::Truncated("records"));
     }
-    (0..count)
-        .map(|_| Record::read(decoder).map_err(dns))
-        .collect()
+    Ok(count)
 }
 
 #[cfg(test)]

@@ -250,3 +250,28 @@ fn the_digest_scheme_does_not_change() {
         "d38ba6f6934cf908d80ee9d88f6d34ff2491a6bb43ead9027c0f3f8431160d1b"
     );
 }
+
+#[test]
+fn a_snapshot_reads_one_record_at_a_time_as_it_decodes() {
+    let original = snapshot(
+        3,
+        "www IN A 192.0.2.1\nmail IN MX 10 Mail\ntxt IN TXT \"hello world\"\n",
+    );
+    let bytes = original.encode().unwrap();
+    let reader = SnapshotReader::new(&bytes).unwrap();
+    assert_eq!(reader.origin, original.origin);
+    assert_eq!((reader.serial, &reader.digest), (3, &original.digest));
+    assert_eq!(reader.remaining(), original.records.len());
+    let records: Vec<Record> = reader.map(Result::unwrap).collect();
+    assert_eq!(records, original.records);
+
+    // Bytes after the last record, a record cut short, another kind: errors.
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    let last = SnapshotReader::new(&trailing).unwrap().last().unwrap();
+    assert!(matches!(last, Err(WireError::TrailingBytes(1))), "{last:?}");
+    let short = &bytes[..bytes.len() - 3];
+    assert!(SnapshotReader::new(short).unwrap().any(|r| r.is_err()));
+    let delta = Delta::between(&original, &original).encode().unwrap();
+    assert!(SnapshotReader::new(&delta).is_err());
+}

@@ -17,8 +17,11 @@ use std::{cmp::Ordering, hash::BuildHasher};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use hickory_proto::{
     rr::{DNSClass, Name, RData, Record, RecordType, rdata::SOA},
-    serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, Restrict},
+    serialize::binary::{
+        BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+    },
 };
+use zonefleet_wire::{DigestRecord, ZoneDigester};
 
 /// A zone that cannot be indexed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,6 +39,9 @@ pub enum BuildError {
         /// Why.
         error: String,
     },
+    /// A record does not decode.
+    #[error("malformed record: {0}")]
+    Malformed(String),
     /// The zone is larger than the index can address (4 GiB of names or data).
     #[error("the zone {0} is too large to index")]
     TooLarge(String),
@@ -71,6 +77,7 @@ pub struct ZoneIndex {
     table: HashTable<u32>,
     hasher: DefaultHashBuilder,
     record_count: usize,
+    digest: [u8; 32],
 }
 
 /// Every RRset at one name; none for an empty non-terminal.
@@ -96,9 +103,18 @@ impl ZoneIndex {
         origin: &Name,
         records: impl IntoIterator<Item = Record>,
     ) -> Result<Self, BuildError> {
+        Self::build_from(origin, records.into_iter().map(Ok))
+    }
+
+    /// [`Self::build`] from records decoded as they come; the first error stops it.
+    pub fn build_from(
+        origin: &Name,
+        records: impl IntoIterator<Item = Result<Record, BuildError>>,
+    ) -> Result<Self, BuildError> {
         let mut staged = Staged::default();
         let mut soa = None;
         for record in records {
+            let record = record?;
             if !origin.zone_of(&record.name) {
                 return Err(BuildError::OutOfZone {
                     owner: record.name.to_string(),
@@ -124,6 +140,12 @@ impl ZoneIndex {
     /// The SOA record.
     pub fn soa(&self) -> &Record {
         &self.soa
+    }
+
+    /// The content digest of the records it was built from
+    /// ([`zonefleet_wire::zone_digest`], computed as they were indexed).
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
     }
 
     /// The SOA serial.
@@ -341,6 +363,8 @@ impl<'z> PackedRecord<'z> {
         };
         let mut data = Vec::new();
         let mut encoder = BinEncoder::new(&mut data);
+        // Uncompressed, as the digest takes it.
+        encoder.set_name_encoding(NameEncoding::Uncompressed);
         record
             .data
             .emit(&mut encoder)
@@ -421,6 +445,7 @@ impl Staged {
                 .then_with(|| a.record_type.cmp(&b.record_type))
         });
         let too_large = || BuildError::TooLarge(origin.to_string());
+        let digest = self.digest(origin, &bytes);
         let hasher = DefaultHashBuilder::default();
         let mut builder = Packer {
             names: Vec::new(),
@@ -482,7 +507,27 @@ impl Staged {
             table,
             hasher,
             record_count,
+            digest,
         })
+    }
+
+    /// The digest of every record staged (repeats and all), names in canonical order.
+    fn digest(&self, origin: &Name, bytes: &[u8]) -> [u8; 32] {
+        let mut digester = ZoneDigester::new(origin);
+        for owned in self.records.chunk_by(|a, b| a.name(bytes) == b.name(bytes)) {
+            digester.add_name(owned.iter().filter_map(|staged| {
+                let (packed, _) = PackedRecord::split(staged.packed(bytes))?;
+                DigestRecord {
+                    owner: packed.owner.unwrap_or(staged.name(bytes)),
+                    record_type: staged.record_type,
+                    dns_class: staged.dns_class,
+                    ttl: packed.ttl,
+                    data: packed.data,
+                }
+                .bytes()
+            }));
+        }
+        digester.finish()
     }
 }
 

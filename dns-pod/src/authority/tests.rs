@@ -338,3 +338,31 @@ fn each_record_keeps_the_case_it_was_loaded_with_and_repeats_count_once() {
             .all(|r| r.name.to_string() == "wWw.example.com.")
     );
 }
+
+#[test]
+fn the_index_digest_is_the_digest_the_operator_publishes() {
+    use hickory_proto::rr::{RData, Record, rdata};
+    let origin = Name::from_ascii("Example.com.").unwrap();
+    let (_, rrsets) = Parser::new(ZONE, None, Some(origin.clone()))
+        .parse()
+        .unwrap();
+    let mut records: Vec<Record> = rrsets
+        .into_values()
+        .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
+        .collect();
+    // A repeat, and a record that differs from another only in the case of its data: the
+    // digest counts the first once and both of the second, whatever the index keeps.
+    records.push(records[3].clone());
+    let ns1 = Name::from_ascii("NS1.example.com.").unwrap();
+    records.push(Record::from_rdata(
+        origin.clone(),
+        3600,
+        RData::NS(rdata::NS(ns1)),
+    ));
+    records.reverse();
+    let zone = ZoneIndex::build(&origin, records.clone()).unwrap();
+    assert_eq!(
+        zone.digest(),
+        &zonefleet_wire::zone_digest(&origin, &records)
+    );
+}

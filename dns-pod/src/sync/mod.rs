@@ -32,14 +32,13 @@ use zonefleet_nats::{
     EventHeaders, Layout, META_DIGEST, META_SERIAL, MessageKey, ResyncReply, ResyncRequest,
     SIGNATURE,
 };
-use zonefleet_wire::{Message, Snapshot};
 
 pub use plan::{Plan, is_newer, plan};
 
 use crate::{
     local_snapshot::LocalSnapshot,
     metrics::SyncMetrics,
-    zones::{ServedZone, ZoneStore},
+    zones::{DeltaError, LoadError, ServedZone, ZoneStore},
 };
 
 /// Where a follower gets its zones and puts what it serves.
@@ -258,44 +257,50 @@ impl Follower {
             key.verify(&name, &bytes, signature)
                 .map_err(SyncError::Unauthenticated)?;
         }
-        let snapshot = match zonefleet_wire::decode(&bytes) {
-            Ok(Message::Snapshot(snapshot)) => snapshot,
-            Ok(_) => return Err(SyncError::Malformed("the object is not a snapshot".into())),
-            Err(e) => return Err(SyncError::Malformed(e.to_string())),
-        };
-        if !snapshot.origin.eq_ignore_root(origin) {
-            return Err(SyncError::Malformed(format!(
-                "the object {name} holds the zone {}",
-                snapshot.origin
-            )));
-        }
-        snapshot
-            .verify()
-            .map_err(|e| SyncError::Digest(e.to_string()))?;
-        self.install(snapshot, "snapshot", published_at, Some(bytes))
-            .await
+        self.serve_encoded(bytes, origin, published_at).await
     }
 
-    /// Builds and serves a version.
-    /// `encoded` is the snapshot as it arrived, if it did (else it is encoded here for the
-    /// local copy).
-    async fn install(
+    /// Indexes an encoded snapshot of `origin` (decoded one record at a time, and checked
+    /// against its digest) and serves it; the bytes become the local copy.
+    async fn serve_encoded(
         &self,
-        snapshot: Snapshot,
+        bytes: Vec<u8>,
+        origin: &Name,
+        published_at: Option<u64>,
+    ) -> Result<(), SyncError> {
+        let started = Instant::now();
+        let (zone, bytes) = tokio::task::spawn_blocking(move || {
+            let zone = ServedZone::from_encoded(&bytes);
+            (zone, bytes)
+        })
+        .await
+        .map_err(|e| SyncError::InvalidZone(e.to_string()))?;
+        let zone = zone.map_err(|error| match error {
+            LoadError::Malformed(why) => SyncError::Malformed(why),
+            LoadError::Digest { .. } => SyncError::Digest(error.to_string()),
+            LoadError::Index(error) => SyncError::InvalidZone(error.to_string()),
+        })?;
+        if !zone.origin().eq_ignore_root(origin) {
+            return Err(SyncError::Malformed(format!(
+                "a snapshot of {} holds the zone {}",
+                origin,
+                zone.origin()
+            )));
+        }
+        self.serve(zone, "snapshot", published_at, Some(bytes), started);
+        Ok(())
+    }
+
+    /// Serves a built version (whose building began at `started`), and saves it to the
+    /// local copy from `encoded`.
+    fn serve(
+        &self,
+        zone: ServedZone,
         kind: &'static str,
         published_at: Option<u64>,
         encoded: Option<Vec<u8>>,
-    ) -> Result<(), SyncError> {
-        let started = Instant::now();
-        let local = match (&self.local, encoded) {
-            (None, _) => None,
-            (Some(_), Some(bytes)) => Some(bytes),
-            (Some(_), None) => snapshot.encode().ok(),
-        };
-        let zone = tokio::task::spawn_blocking(move || ServedZone::from_snapshot(snapshot))
-            .await
-            .map_err(|e| SyncError::InvalidZone(e.to_string()))?
-            .map_err(|e| SyncError::InvalidZone(e.to_string()))?;
+        started: Instant,
+    ) {
         let zone_origin = zone.origin().clone();
         let origin = zone_origin.to_string();
         let serial = zone.serial();
@@ -307,11 +312,10 @@ impl Follower {
             let lag = zonefleet_nats::unix_millis().saturating_sub(published_at);
             self.metrics.lag.observe(lag as f64 / 1000.0);
         }
-        if let (Some(local), Some(bytes)) = (&self.local, local) {
+        if let (Some(local), Some(bytes)) = (&self.local, encoded) {
             local.save(&zone_origin, bytes);
         }
         info!(zone = %origin, serial, kind, took = ?started.elapsed(), "serving zone version");
-        Ok(())
     }
 
     fn remove(&self, origin: &Name, why: &str) {
@@ -381,25 +385,37 @@ impl Follower {
                 self.remove(&origin, "retracted");
                 Ok(())
             }
-            Plan::Replace(snapshot) => {
-                snapshot
-                    .verify()
-                    .map_err(|e| SyncError::Digest(e.to_string()))?;
-                let encoded = message.payload.to_vec();
-                self.install(snapshot.clone(), "snapshot", published_at, Some(encoded))
+            Plan::Replace(_) => {
+                // A snapshot small enough to travel in the event: indexed from its bytes.
+                self.serve_encoded(message.payload.to_vec(), &origin, published_at)
                     .await
             }
             Plan::Apply(delta) => {
-                let base = served.map(|zone| zone.to_snapshot());
-                match base.map(|base| delta.apply(base)) {
-                    Some(Ok(next)) => self.install(next, "delta", published_at, None).await,
-                    Some(Err(error)) => {
+                let Some(base) = served.cloned() else {
+                    return self.fetch(store, &origin, published_at).await;
+                };
+                let started = Instant::now();
+                let delta = delta.clone();
+                let local = self.local.is_some();
+                let applied = tokio::task::spawn_blocking(move || {
+                    let next = base.apply(&delta)?;
+                    let encoded = local.then(|| next.encode().ok()).flatten();
+                    Ok::<_, DeltaError>((next, encoded))
+                })
+                .await
+                .map_err(|e| SyncError::InvalidZone(e.to_string()))?;
+                match applied {
+                    Ok((next, encoded)) => {
+                        self.serve(next, "delta", published_at, encoded, started);
+                        Ok(())
+                    }
+                    Err(DeltaError::Apply(error)) => {
                         // The served version is not what the delta expects: start over
                         // from the snapshot.
                         warn!(zone = %origin, %error, "delta does not apply; fetching the snapshot");
                         self.fetch(store, &origin, published_at).await
                     }
-                    None => self.fetch(store, &origin, published_at).await,
+                    Err(DeltaError::Index(error)) => Err(SyncError::InvalidZone(error.to_string())),
                 }
             }
             Plan::Fetch => self.fetch(store, &origin, published_at).await,
