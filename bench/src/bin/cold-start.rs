@@ -19,7 +19,13 @@
 //!    same snapshot directory and the same (now dead) NATS URL, and times the same thing.
 //!
 //! It prints each round and the medians as Markdown tables and writes them, with the
-//! dns-pod's log lines of each start, to `--out` (JSON). It stops every process it started
+//! dns-pod's log lines of each start, to `--out` (JSON).
+//!
+//! Between the two starts, the pod started from NATS takes an update: once its memory has
+//! settled (steady RSS), its peak RSS is reset (`/proc/<pid>/clear_refs`) and a version with
+//! one name changed is published after the first (so as a delta); it reports the time until
+//! the change is served and the peak RSS meanwhile. The start from the snapshot then serves
+//! that updated version. It stops every process it started
 //! and deletes its temporary directory.
 //!
 //! ```sh
@@ -108,10 +114,24 @@ struct Start {
     log: Vec<String>,
 }
 
+/// One update of the served zone: a version with one record changed, published as a delta.
+#[derive(Clone, Debug, Serialize)]
+struct Update {
+    /// VmRSS once the first version is served and settled, KiB.
+    steady_rss_kib: u64,
+    /// The operator's publish call, ms.
+    publish_ms: f64,
+    /// Publish start → the SOA with the new serial and the changed name answered.
+    served_ms: f64,
+    /// VmHWM from the publish (reset just before it) until served, KiB.
+    peak_rss_kib: u64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 struct Round {
     publish_ms: f64,
     from_nats: Start,
+    update: Update,
     from_snapshot: Start,
 }
 
@@ -167,8 +187,11 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
     let timeout = Duration::from_secs(args.timeout_seconds);
     let started = Instant::now();
-    let content = Arc::new(big_zone(args.names, args.per_name)?);
+    let content = Arc::new(big_zone(args.names, args.per_name, None)?);
     let assemble_ms = millis(started.elapsed());
+    let changed_address = Ipv4Addr::new(192, 0, 2, 200);
+    let changed = Arc::new(big_zone(args.names, args.per_name, Some(changed_address))?);
+    let first_name = Name::from_ascii(format!("h0.{DOMAIN}."))?;
     let snapshot_bytes = content.snapshot(1).encode()?.len();
     eprintln!(
         "zone {DOMAIN}: {} records, a {snapshot_bytes}-byte snapshot, assembled in {assemble_ms:.0} ms",
@@ -223,6 +246,37 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let peak_stop = pod.peak_rss_kib()?;
+
+            // An update: h0 changes, published as a delta from this version.
+            let steady_rss_kib = pod.settled_rss_kib().await?;
+            pod.reset_peak()?;
+            pod.started = Instant::now();
+            let update_publish_ms =
+                publish_version(&nats, &key, &changed, serial + 1, Some(serial)).await?;
+            let update_served = pod
+                .wait_served(&Wanted {
+                    serial: serial + 1,
+                    name: &first_name,
+                    address: changed_address,
+                    ..want
+                })
+                .await?;
+            let update = Update {
+                steady_rss_kib,
+                publish_ms: update_publish_ms,
+                served_ms: millis(update_served),
+                peak_rss_kib: pod.peak_rss_kib()?,
+            };
+            eprintln!("round {round}: update {update:#?}");
+            // The local copy follows.
+            let deadline = Instant::now() + timeout;
+            while file_serial(&file) != Some(serial + 1) {
+                ensure!(
+                    Instant::now() < deadline,
+                    "the local snapshot was not updated"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             pod.stop().await?;
             let from_nats = Start {
                 served_ms: millis(served),
@@ -232,10 +286,15 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
             };
             eprintln!("round {round}: from NATS {from_nats:#?}");
 
-            // From the local snapshot, NATS down.
+            // From the local snapshot (the updated version), NATS down.
             nats.stop().await?;
             let mut pod = pod_args.spawn()?;
-            let served = pod.wait_served(&want).await?;
+            let served = pod
+                .wait_served(&Wanted {
+                    serial: serial + 1,
+                    ..want
+                })
+                .await?;
             let peak_served = pod.peak_rss_kib()?;
             let peak_stop = pod.peak_rss_kib()?;
             pod.stop().await?;
@@ -249,6 +308,7 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
             Ok::<_, anyhow::Error>(Round {
                 publish_ms,
                 from_nats,
+                update,
                 from_snapshot,
             })
         }
@@ -276,15 +336,28 @@ fn address(i: usize, j: usize) -> Ipv4Addr {
     Ipv4Addr::new(10 + j, a, b, c)
 }
 
-/// The zone, assembled as the operator does.
-fn big_zone(names: usize, per_name: usize) -> anyhow::Result<AssembledZone> {
+/// The serial in a snapshot file's header, if it has one.
+fn file_serial(path: &Path) -> Option<u32> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(zonefleet_wire::SnapshotReader::new(&bytes).ok()?.serial)
+}
+
+/// The zone, assembled as the operator does; with `changed`, `h0` has that address instead.
+fn big_zone(
+    names: usize,
+    per_name: usize,
+    changed: Option<Ipv4Addr>,
+) -> anyhow::Result<AssembledZone> {
     let spec: ZoneSpec = serde_json::from_value(json!({
         "domain": DOMAIN,
         "nameServers": [{"name": format!("ns1.{DOMAIN}"), "addresses": ["192.0.2.53"]}],
     }))?;
     let mut records = Vec::with_capacity(names);
     for i in 0..names {
-        let values: Vec<String> = (0..per_name).map(|j| address(i, j).to_string()).collect();
+        let values: Vec<String> = match changed {
+            Some(address) if i == 0 => vec![address.to_string()],
+            _ => (0..per_name).map(|j| address(i, j).to_string()).collect(),
+        };
         let spec: RecordSpec = serde_json::from_value(json!({
             "zoneRef": {"name": "cold"}, "name": format!("h{i}"), "type": "A", "values": values,
         }))?;
@@ -315,6 +388,18 @@ async fn publish(
     content: &Arc<AssembledZone>,
     serial: u32,
 ) -> anyhow::Result<f64> {
+    publish_version(nats, key, content, serial, None).await
+}
+
+/// Publishes `content` as serial `serial`, after `previous` (then the event is a delta);
+/// returns the milliseconds `publish` took.
+async fn publish_version(
+    nats: &NatsServer,
+    key: &MessageKey,
+    content: &Arc<AssembledZone>,
+    serial: u32,
+    previous: Option<u32>,
+) -> anyhow::Result<f64> {
     let client = async_nats::ConnectOptions::new()
         .user_and_password(USER.into(), nats.password.clone())
         .connect(nats.url())
@@ -334,7 +419,7 @@ async fn publish(
             name: "cold".into(),
         },
         serial,
-        previous_serial: None,
+        previous_serial: previous,
         content: Arc::clone(content),
     };
     let started = Instant::now();
@@ -598,14 +683,48 @@ impl Pod {
 
     /// VmHWM, KiB.
     fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// A `/proc/<pid>/status` field in KiB.
+    fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
         let pid = self.child.id().context("the dns-pod has exited")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
-            .context("no VmHWM")
+            .with_context(|| format!("no {field}"))
+    }
+
+    /// VmRSS once it has settled (answers precomputed, memory returned): four readings
+    /// 500 ms apart within 1 % of each other, or whatever it is after 60 s.
+    async fn settled_rss_kib(&self) -> anyhow::Result<u64> {
+        let mut readings = Vec::new();
+        for _ in 0..120 {
+            readings.push(self.status_kib("VmRSS:")?);
+            if let [.., a, b, c, d] = readings[..] {
+                let (low, high) = (
+                    [a, b, c, d].into_iter().min(),
+                    [a, b, c, d].into_iter().max(),
+                );
+                if let (Some(low), Some(high)) = (low, high)
+                    && high - low <= high / 100
+                {
+                    return Ok(d);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        readings.last().copied().context("no VmRSS")
+    }
+
+    /// Resets VmHWM to the current RSS (`/proc/<pid>/clear_refs`, 5).
+    fn reset_peak(&self) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the dns-pod has exited")?;
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+            .context("resetting the peak RSS (needs the same user as the pod)")
     }
 
     /// The first 50 lines this pod logged.
@@ -680,6 +799,23 @@ fn print_report(report: &Report) {
         of(|r| mib(r.from_snapshot.peak_rss_kib_stop)),
     );
     println!();
+    println!(
+        "| round | steady RSS | update publish | update served | peak RSS during the update | peak ÷ steady |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (i, r) in report.rounds.iter().enumerate() {
+        let u = &r.update;
+        println!(
+            "| {} | {:.0} MiB | {:.0} ms | {:.0} ms | {:.0} MiB | {:.2} |",
+            i + 1,
+            mib(u.steady_rss_kib),
+            u.publish_ms,
+            u.served_ms,
+            mib(u.peak_rss_kib),
+            u.peak_rss_kib as f64 / u.steady_rss_kib.max(1) as f64,
+        );
+    }
+    println!();
     println!("| goal | median | met |");
     println!("|---|---|---|");
     let nats = of(|r| r.from_nats.served_ms);
@@ -694,4 +830,12 @@ fn print_report(report: &Report) {
         nats / 1000.0,
         if nats < 10_000.0 { "yes" } else { "no" }
     );
+    let ratio = of(|r| r.update.peak_rss_kib as f64 / r.update.steady_rss_kib.max(1) as f64);
+    println!(
+        "| peak during an update ≤ 2 × steady | {ratio:.2} × | {} |",
+        if ratio <= 2.0 { "yes" } else { "no" }
+    );
+    let per_record =
+        of(|r| r.update.steady_rss_kib as f64 * 1024.0) / f64::from(report.record_count);
+    println!("| steady bytes per record | {per_record:.0} B | (NSD: see docs/benchmarks.md) |");
 }
