@@ -33,6 +33,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,8 @@ CLIENT_CPU = os.environ.get("BENCH_CLIENT_CPUS", "1")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1") or "1")
 # dnsperf -Q: the offered load in queries/s, 0 for as fast as it goes (BENCH_RATE).
 RATE = int(os.environ.get("BENCH_RATE", "0") or "0")
+# dnsperf -T: its threads (one is the limit near 150,000 queries/s on our cores).
+CLIENT_THREADS = int(os.environ.get("BENCH_CLIENT_THREADS", "1") or "1")
 STOP_TIMEOUT = 10.0
 
 
@@ -367,6 +370,11 @@ class Server:
     def version(self) -> str:
         raise NotImplementedError
 
+    def warmed_up(self) -> bool:
+        """Whether the server has finished the work it does after it answers (True for
+        servers that do it all before they answer)."""
+        return True
+
 
 def first_line(cmd: list[str]) -> str:
     try:
@@ -524,6 +532,18 @@ class DnsPod(Server):
     def version(self):
         return first_line([self.binary, "--version"])
 
+    def warmed_up(self):
+        """The dns-pod serves a zone version as soon as it is indexed and precomputes its
+        answers afterwards: done when its `zonefleet_dns_precompute_pending` gauge is 0."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.extra_port}/metrics",
+                                        timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return False
+        m = re.search(r"^zonefleet_dns_precompute_pending (\d+)$", text, re.M)
+        return m is not None and m.group(1) == "0"
+
 
 SERVER_TYPES = {
     "nsd": (Nsd, "NSD"),
@@ -593,6 +613,8 @@ def run_dnsperf(port: int, query_file: Path, seconds: float, clients: int, outst
            "-d", str(query_file), "-l", str(seconds), "-c", str(clients), "-q", str(outstanding)]
     if RATE:
         cmd += ["-Q", str(RATE)]
+    if CLIENT_THREADS > 1:
+        cmd += ["-T", str(CLIENT_THREADS)]
     if verbose:
         cmd.append("-v")
     scratch.mkdir(parents=True, exist_ok=True)
@@ -709,6 +731,21 @@ def wait_ready(server: Server, running: Running, s: Settings) -> float:
     return time.monotonic() - running.started
 
 
+def wait_warmed_up(server: Server, running: Running, s: Settings) -> float:
+    """Waits until the server has finished its work after the first answers (the dns-pod's
+    precomputed answers); returns the seconds from spawn."""
+    deadline = running.started + s.ready_timeout
+    while not server.warmed_up():
+        if running.proc.poll() is not None:
+            raise BenchError(f"{server.name} exited ({running.proc.returncode}) while warming "
+                             f"up; see {running.log_path}:\n{tail(running.log_path)}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{server.name} did not finish warming up within "
+                             f"{s.ready_timeout:.0f} s")
+        time.sleep(0.01)
+    return time.monotonic() - running.started
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -724,13 +761,16 @@ def measure_server(server: Server, s: Settings, registry: ProcessRegistry, round
     try:
         cold = wait_ready(server, running, s)
         mem = memory(pgid)
+        warm = wait_warmed_up(server, running, s)
         pinning = affinity_problems(pgid)
         if pinning:
             raise BenchError(f"{server.name} is not pinned to CPU {SERVER_CPU}: {pinning[:3]}")
-        log(f"round {round_no}: {server.name}: ready after {cold:.3f} s, "
+        log(f"round {round_no}: {server.name}: ready after {cold:.3f} s, warmed up after "
+            f"{warm:.3f} s, "
             f"peak RSS {mem['hwm_kib'] / 1024:.1f} MiB, Pss {mem['pss_kib'] / 1024:.1f} MiB, "
             f"{mem['processes']} process(es)")
         start_row = {"round": round_no, "server": server.name, "cold_start_s": round(cold, 4),
+                     "warmed_up_s": round(warm, 4),
                      "peak_rss_mib": round(mem["hwm_kib"] / 1024, 1),
                      "rss_mib": round(mem["rss_kib"] / 1024, 1),
                      "pss_mib": round(mem["pss_kib"] / 1024, 1), "processes": mem["processes"]}
@@ -797,6 +837,8 @@ def measure_server(server: Server, s: Settings, registry: ProcessRegistry, round
                 "request_bytes": result["request_size"], "response_bytes": result["response_size"],
                 "rcodes": " ".join(f"{k}={v}" for k, v in sorted(result["rcodes"].items())),
                 "server_cpu_pct": round(server_cpu, 1), "dnsperf_cpu_pct": round(client_cpu, 1),
+                "qps_per_server_core": (round(result["qps"] * 100 / server_cpu)
+                                        if result["qps"] and server_cpu > 0 else None),
                 "other_cpu_pct": round(other_cpu, 1),
                 "loadavg_1m": float(load_before),
                 "flags": "; ".join(flags),
@@ -814,6 +856,8 @@ def measure_server(server: Server, s: Settings, registry: ProcessRegistry, round
 
         after = memory(pgid)
         start_row["peak_rss_after_mib"] = round(after["hwm_kib"] / 1024, 1)
+        start_row["rss_after_mib"] = round(after["rss_kib"] / 1024, 1)
+        start_row["pss_after_mib"] = round(after["pss_kib"] / 1024, 1)
         outcome.starts.append(start_row)
     finally:
         stop_group(pgid, running.proc)
@@ -845,16 +889,19 @@ def summary_flags(runs: list[dict], deviation: str | None) -> str:
 
 def summarize(s: Settings, outcome: Outcome) -> list[dict]:
     rows = []
-    nsd_qps = {}
+    nsd_qps, nsd_per_core = {}, {}
     for mix in s.mixes:
-        nsd_qps[mix] = median(r["qps"] for r in outcome.runs
-                              if r["server"] == "nsd" and r["mix"] == mix)
+        nsd_runs = [r for r in outcome.runs if r["server"] == "nsd" and r["mix"] == mix]
+        nsd_qps[mix] = median(r["qps"] for r in nsd_runs)
+        nsd_per_core[mix] = median(r.get("qps_per_server_core") for r in nsd_runs)
     for server in s.servers:
         starts = [r for r in outcome.starts if r["server"] == server.name]
         for mix in s.mixes:
             runs = [r for r in outcome.runs if r["server"] == server.name and r["mix"] == mix]
             qps = median(r["qps"] for r in runs)
             base = nsd_qps.get(mix)
+            per_core = median(r.get("qps_per_server_core") for r in runs)
+            per_core_base = nsd_per_core.get(mix)
             rows.append({
                 "server": server.name, "label": server.label, "mix": mix,
                 "rounds": len(runs),
@@ -862,6 +909,9 @@ def summarize(s: Settings, outcome: Outcome) -> list[dict]:
                 "qps_min": round(min(r["qps"] for r in runs)) if runs else None,
                 "qps_max": round(max(r["qps"] for r in runs)) if runs else None,
                 "ratio_to_nsd": round(qps / base, 3) if qps is not None and base else None,
+                "qps_per_server_core": round(per_core) if per_core is not None else None,
+                "per_core_ratio_to_nsd": (round(per_core / per_core_base, 3)
+                                          if per_core is not None and per_core_base else None),
                 "avg_latency_ms": median(r["avg_latency_ms"] for r in runs),
                 "p50_latency_ms": median(r["p50_latency_ms"] for r in runs),
                 "p99_latency_ms": median(r["p99_latency_ms"] for r in runs),
@@ -873,6 +923,8 @@ def summarize(s: Settings, outcome: Outcome) -> list[dict]:
                 "cold_start_s": median(r["cold_start_s"] for r in starts),
                 "peak_rss_mib": median(r["peak_rss_mib"] for r in starts),
                 "pss_mib": median(r["pss_mib"] for r in starts),
+                "peak_rss_run_mib": median(r.get("peak_rss_after_mib") for r in starts),
+                "pss_after_mib": median(r.get("pss_after_mib") for r in starts),
                 "flags": summary_flags(runs, outcome.deviations.get((server.name, mix))),
                 "wrong": outcome.wrong.get((server.name, mix), ""),
             })
@@ -892,38 +944,50 @@ def markdown(s: Settings, rows: list[dict], outcome: Outcome, meta: dict) -> str
         "",
         f"dnsperf `-c {s.clients} -q {s.outstanding}"
         + (f" -Q {RATE}" if RATE else "")
+        + (f" -T {CLIENT_THREADS}" if CLIENT_THREADS > 1 else "")
         + f"` pinned to CPU {CLIENT_CPU}; each server "
         f"pinned to CPU {SERVER_CPU} with {WORKERS} worker(s). Medians over rounds; ratio = "
-        "median QPS ÷ NSD's median QPS for the same mix. Latency is "
+        "median QPS ÷ NSD's median QPS for the same mix; QPS per server core = QPS ÷ the "
+        "share of a core the server used (what it would answer with its core full, when "
+        "dnsperf is the limit). Latency is "
         + (f"at an offered {RATE:,} queries/s " if RATE else "under full load ")
         + ("(p50/p99 from `dnsperf -v`)." if s.latency else "(dnsperf's average)."),
         "",
-        "| server | mix | QPS (median) | min–max | × NSD | avg ms | p50 ms | p99 ms | "
-        "lost % (max) | resp. bytes | CPU % server / dnsperf / others | flags |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| server | mix | QPS (median) | min–max | × NSD | QPS per server core | × NSD | "
+        "avg ms | p50 ms | p99 ms | lost % (max) | resp. bytes | "
+        "CPU % server / dnsperf / others | flags |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         if r["wrong"]:
-            out.append(f"| {r['label']} | {r['mix']} | WRONG ANSWER | | | | | | | | | "
+            out.append(f"| {r['label']} | {r['mix']} | WRONG ANSWER | | | | | | | | | | | "
                        f"{r['wrong']} |")
             continue
         out.append(
             f"| {r['label']} | {r['mix']} | {fmt(r['qps_median'], ',')} | "
             f"{fmt(r['qps_min'], ',')}–{fmt(r['qps_max'], ',')} | "
-            f"{fmt(r['ratio_to_nsd'], '.2f')} | {fmt(r['avg_latency_ms'], '.3f')} | "
+            f"{fmt(r['ratio_to_nsd'], '.2f')} | {fmt(r['qps_per_server_core'], ',')} | "
+            f"{fmt(r['per_core_ratio_to_nsd'], '.2f')} | {fmt(r['avg_latency_ms'], '.3f')} | "
             f"{fmt(r['p50_latency_ms'], '.3f')} | {fmt(r['p99_latency_ms'], '.3f')} | "
             f"{fmt(r['lost_pct_max'], '.2f')} | {fmt(r['response_bytes'], '.0f')} | "
             f"{fmt(r['server_cpu_pct'], '.0f')} / {fmt(r['dnsperf_cpu_pct'], '.0f')} / "
             f"{fmt(r['other_cpu_pct'], '.0f')} | {r['flags']} |")
-    out += ["", "| server | version | cold start (s, median) | peak RSS after load (MiB) | "
-            "Pss of all its processes (MiB) |", "|---|---|---:|---:|---:|"]
+    out += ["", "| server | version | cold start (s, median) | warmed up (s) | "
+            "peak RSS after load (MiB) | Pss after load (MiB) | peak RSS, whole run (MiB) | "
+            "Pss after the runs (MiB) | bytes per name |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for server in s.servers:
         starts = [r for r in outcome.starts if r["server"] == server.name]
+        pss_after = median(r.get("pss_after_mib") for r in starts)
+        per_name = pss_after * 1024 * 1024 / meta["names"] if pss_after and meta["names"] else None
         out.append(
             f"| {server.label} | {meta['versions'].get(server.name, '')} | "
             f"{fmt(median(r['cold_start_s'] for r in starts), '.3f')} | "
+            f"{fmt(median(r.get('warmed_up_s') for r in starts), '.3f')} | "
             f"{fmt(median(r['peak_rss_mib'] for r in starts), '.1f')} | "
-            f"{fmt(median(r['pss_mib'] for r in starts), '.1f')} |")
+            f"{fmt(median(r['pss_mib'] for r in starts), '.1f')} | "
+            f"{fmt(median(r.get('peak_rss_after_mib') for r in starts), '.1f')} | "
+            f"{fmt(pss_after, '.1f')} | {fmt(per_name, ',.0f')} |")
     if outcome.deviations:
         out += ["", "**Deviations (measured anyway):**", ""] + [
             f"- {srv}/{mix}: {why}" for (srv, mix), why in sorted(outcome.deviations.items())]

@@ -20,6 +20,7 @@
 #                           hickory --workers, dns-pod --udp-workers)
 #   BENCH_SERVER_CPUS [0], BENCH_CLIENT_CPUS [1]  taskset CPU lists for servers and dnsperf
 #   BENCH_RATE [0]          dnsperf -Q: offered queries/s (latency at a fixed load); 0: flat out
+#   BENCH_CLIENT_THREADS [1] dnsperf -T (two workers on two cores: 2)
 #   BENCH_PORT_BASE [15300] servers listen on 127.0.0.1:BASE+1..BASE+5 (dns-pod admin: BASE+15)
 #   BENCH_READY_TIMEOUT [600] seconds a server may take to load
 #   BENCH_BUSY_THRESHOLD [20] warn when other processes took more than this % of a core

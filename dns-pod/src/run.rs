@@ -48,6 +48,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let dns_metrics = Arc::new(DnsMetrics::register(&mut registry));
     let sync_metrics = Arc::new(SyncMetrics::register(&mut registry));
     let zones = Arc::new(ZoneStore::new());
+    registry.register(
+        "zonefleet_dns_precompute_pending",
+        "Zone versions served whose answers are still being precomputed (index lookups answer them meanwhile)",
+        zones.precompute_pending().clone(),
+    );
     let ready = Arc::new(AtomicBool::new(false));
     let draining = Arc::new(AtomicBool::new(false));
 

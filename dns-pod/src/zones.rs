@@ -14,6 +14,7 @@ use hickory_proto::{
     rr::{LowerName, Name},
     serialize::binary::BinEncodable,
 };
+use prometheus_client::metrics::gauge::Gauge;
 use tracing::debug;
 use zonefleet_wire::{ApplyError, Delta, Snapshot, SnapshotReader, record_identity};
 
@@ -286,12 +287,19 @@ impl ZoneSet {
 pub struct ZoneStore {
     current: ArcSwap<ZoneSet>,
     writer: std::sync::Mutex<()>,
+    precompute_pending: Gauge,
 }
 
 impl ZoneStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Zone versions whose answers are not precomputed yet (a gauge for `/metrics`; until
+    /// they are, those versions are answered by index lookups).
+    pub fn precompute_pending(&self) -> &Gauge {
+        &self.precompute_pending
     }
 
     /// The zones served now. Lock-free; the set stays valid while it is held.
@@ -303,7 +311,7 @@ impl ZoneStore {
     pub fn insert(&self, zone: ServedZone) {
         let zone = Arc::new(zone);
         self.update(|set| set.insert(Arc::clone(&zone)));
-        prepare_in_background(vec![zone]);
+        prepare_in_background(vec![zone], self.precompute_pending.clone());
     }
 
     /// Stops serving a zone; returns whether it was served.
@@ -321,7 +329,7 @@ impl ZoneStore {
             next.insert(Arc::clone(zone));
         }
         self.update(|set| *set = next);
-        prepare_in_background(zones);
+        prepare_in_background(zones, self.precompute_pending.clone());
     }
 
     fn update(&self, change: impl FnOnce(&mut ZoneSet)) {
@@ -338,22 +346,27 @@ impl ZoneStore {
 
 /// Builds the precomputed answers of new zone versions on a thread of their own, so a
 /// version is served as soon as it is indexed (by the index alone until its answers are
-/// ready). A version replaced before its turn is skipped.
-fn prepare_in_background(zones: Vec<Arc<ServedZone>>) {
+/// ready). A version replaced before its turn is skipped. `pending` counts the versions
+/// not done yet.
+fn prepare_in_background(zones: Vec<Arc<ServedZone>>, pending: Gauge) {
+    let count = i64::try_from(zones.len()).unwrap_or(i64::MAX);
+    pending.inc_by(count);
+    let left = pending.clone();
     let spawned = std::thread::Builder::new()
         .name("precompute".into())
         .spawn(move || {
             for zone in zones {
-                // Only this thread holds it: the version is no longer served.
-                if Arc::strong_count(&zone) == 1 {
-                    continue;
+                // A version only this thread holds is no longer served.
+                if Arc::strong_count(&zone) > 1 {
+                    let started = std::time::Instant::now();
+                    let names = zone.prepare_fast_answers().len();
+                    debug!(zone = %zone.origin(), names, took = ?started.elapsed(), "answers precomputed");
                 }
-                let started = std::time::Instant::now();
-                let names = zone.prepare_fast_answers().len();
-                debug!(zone = %zone.origin(), names, took = ?started.elapsed(), "answers precomputed");
+                left.dec();
             }
         });
     if let Err(error) = spawned {
+        pending.dec_by(count);
         debug!(%error, "could not start precomputing answers; the index answers alone");
     }
 }
