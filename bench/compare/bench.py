@@ -177,8 +177,12 @@ def check_answer(port: int, check: dict) -> tuple[str, str]:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could bind the port: for TCP with SO_REUSEADDR, as the servers bind,
+    so connections of an earlier run left in TIME_WAIT do not count."""
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with socket.socket(socket.AF_INET, kind) as sock:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -742,7 +746,7 @@ def wait_warmed_up(server: Server, running: Running, s: Settings) -> float:
         if time.monotonic() > deadline:
             raise BenchError(f"{server.name} did not finish warming up within "
                              f"{s.ready_timeout:.0f} s")
-        time.sleep(0.01)
+        time.sleep(0.05)
     return time.monotonic() - running.started
 
 
