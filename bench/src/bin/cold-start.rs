@@ -209,7 +209,7 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
         let serial = u32::try_from(round)?;
         let mut nats = NatsServer::start(dir).await?;
         let outcome = async {
-            let publish_ms = publish(&nats, &key, &content, serial).await?;
+            let publish_ms = publish(&nats, &key, &content, serial, None).await?;
             eprintln!("round {round}: published in {publish_ms:.0} ms");
             let snapshot_dir = dir.join("snapshot");
             let _ = std::fs::remove_dir_all(&snapshot_dir);
@@ -252,7 +252,7 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
             pod.reset_peak()?;
             pod.started = Instant::now();
             let update_publish_ms =
-                publish_version(&nats, &key, &changed, serial + 1, Some(serial)).await?;
+                publish(&nats, &key, &changed, serial + 1, Some(serial)).await?;
             let update_served = pod
                 .wait_served(&Wanted {
                     serial: serial + 1,
@@ -380,20 +380,9 @@ fn big_zone(
     Ok(assembly.zone)
 }
 
-/// Publishes the zone as serial `serial` (a new zone: the whole snapshot); returns the
-/// milliseconds `publish` took.
+/// Publishes `content` as serial `serial`: after `previous`, as a delta; without, as a new
+/// zone (the whole snapshot). Returns the milliseconds `publish` took.
 async fn publish(
-    nats: &NatsServer,
-    key: &MessageKey,
-    content: &Arc<AssembledZone>,
-    serial: u32,
-) -> anyhow::Result<f64> {
-    publish_version(nats, key, content, serial, None).await
-}
-
-/// Publishes `content` as serial `serial`, after `previous` (then the event is a delta);
-/// returns the milliseconds `publish` took.
-async fn publish_version(
     nats: &NatsServer,
     key: &MessageKey,
     content: &Arc<AssembledZone>,
@@ -705,13 +694,8 @@ impl Pod {
         for _ in 0..120 {
             readings.push(self.status_kib("VmRSS:")?);
             if let [.., a, b, c, d] = readings[..] {
-                let (low, high) = (
-                    [a, b, c, d].into_iter().min(),
-                    [a, b, c, d].into_iter().max(),
-                );
-                if let (Some(low), Some(high)) = (low, high)
-                    && high - low <= high / 100
-                {
+                let (low, high) = (a.min(b).min(c).min(d), a.max(b).max(c).max(d));
+                if high - low <= high / 100 {
                     return Ok(d);
                 }
             }
