@@ -19,6 +19,7 @@ run.sh's EXIT trap can stop anything left behind.
 
 from __future__ import annotations
 
+import collections
 import csv
 import datetime as dt
 import json
@@ -588,25 +589,43 @@ def parse_dnsperf(text: str) -> dict:
     return out
 
 
-def percentiles_from_verbose(path: Path) -> tuple[float | None, float | None, int]:
-    """p50 and p99 latency (s) from `dnsperf -v` lines `> RCODE name type latency`."""
-    latencies = []
+def latencies_from_verbose(path: Path) -> collections.Counter:
+    """The latencies of `dnsperf -v` lines `> RCODE name type latency`, counted per
+    microsecond (dnsperf prints them to the microsecond)."""
+    counts: collections.Counter = collections.Counter()
     with path.open(errors="replace") as f:
         for line in f:
             if line.startswith("> "):
                 fields = line.split()
                 try:
-                    latencies.append(float(fields[-1]))
+                    counts[round(float(fields[-1]) * 1e6)] += 1
                 except (ValueError, IndexError):
                     pass
-    if not latencies:
-        return None, None, 0
-    latencies.sort()
+    return counts
 
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
-    return pct(0.50), pct(0.99), len(latencies)
+def percentile_us(counts: collections.Counter, p: float) -> int | None:
+    """The latency (µs) below which a share `p` of the counted queries were answered
+    (nearest rank)."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    rank = min(total - 1, int(p * total))
+    seen = 0
+    for micros in sorted(counts):
+        seen += counts[micros]
+        if seen > rank:
+            return micros
+    return None
+
+
+def verbose_scratch(fallback: Path) -> Path:
+    """Where dnsperf's per-query lines go: memory (tmpfs) when there is one, so that
+    writing them back to disk does not take CPU from the server under test."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm / f"zonefleet-bench-{os.getpid()}"
+    return fallback
 
 
 def run_dnsperf(port: int, query_file: Path, seconds: float, clients: int, outstanding: int,
@@ -621,6 +640,8 @@ def run_dnsperf(port: int, query_file: Path, seconds: float, clients: int, outst
         cmd += ["-T", str(CLIENT_THREADS)]
     if verbose:
         cmd.append("-v")
+    if verbose:
+        scratch = verbose_scratch(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     out_path = scratch / "dnsperf.out"
     err_path = scratch / "dnsperf.err"
@@ -648,12 +669,17 @@ def run_dnsperf(port: int, query_file: Path, seconds: float, clients: int, outst
             raise BenchError(f"dnsperf exited {proc.returncode}: {summary}")
         result = parse_dnsperf(summary)
         if verbose:
-            p50, p99, n = percentiles_from_verbose(out_path)
-            result.update(p50_latency=p50, p99_latency=p99, latency_samples=n)
+            counts = latencies_from_verbose(out_path)
+            result["latency_counts"] = counts
+            for name, share in (("p50_latency", 0.50), ("p99_latency", 0.99)):
+                micros = percentile_us(counts, share)
+                result[name] = micros / 1e6 if micros is not None else None
         return result, summary
     finally:
         out_path.unlink(missing_ok=True)
         err_path.unlink(missing_ok=True)
+        if verbose and scratch.parent == Path("/dev/shm"):
+            scratch.rmdir()
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -687,6 +713,8 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     wrong: dict = field(default_factory=dict)  # (server, mix) -> reason
     deviations: dict = field(default_factory=dict)  # (server, mix) -> reason (AA flag only)
+    # (server, mix) -> the latencies (µs) of every round, pooled
+    latencies: dict = field(default_factory=dict)
 
 
 class BenchError(Exception):
@@ -848,6 +876,9 @@ def measure_server(server: Server, s: Settings, registry: ProcessRegistry, round
                 "flags": "; ".join(flags),
             }
             outcome.runs.append(row)
+            if "latency_counts" in result:
+                outcome.latencies.setdefault((server.name, mix), collections.Counter()).update(
+                    result["latency_counts"])
             log(f"round {round_no}: {server.name}: {mix}: {result['qps'] or 0:,.0f} qps, "
                 f"avg {row['avg_latency_ms']} ms, p99 {row['p99_latency_ms']} ms, "
                 f"lost {lost_pct:.2f}%, CPU server {server_cpu:.0f}% dnsperf {client_cpu:.0f}% "
@@ -919,6 +950,9 @@ def summarize(s: Settings, outcome: Outcome) -> list[dict]:
                 "avg_latency_ms": median(r["avg_latency_ms"] for r in runs),
                 "p50_latency_ms": median(r["p50_latency_ms"] for r in runs),
                 "p99_latency_ms": median(r["p99_latency_ms"] for r in runs),
+                "p50_pooled_ms": pooled_ms(outcome, server.name, mix, 0.50),
+                "p99_pooled_ms": pooled_ms(outcome, server.name, mix, 0.99),
+                "p999_pooled_ms": pooled_ms(outcome, server.name, mix, 0.999),
                 "lost_pct_max": max((r["lost_pct"] for r in runs), default=None),
                 "response_bytes": median(r["response_bytes"] for r in runs),
                 "server_cpu_pct": median(r["server_cpu_pct"] for r in runs),
@@ -933,6 +967,12 @@ def summarize(s: Settings, outcome: Outcome) -> list[dict]:
                 "wrong": outcome.wrong.get((server.name, mix), ""),
             })
     return rows
+
+
+def pooled_ms(outcome: Outcome, server: str, mix: str, share: float) -> float | None:
+    """A latency percentile (ms) over the queries of all rounds of a server and mix."""
+    micros = percentile_us(outcome.latencies.get((server, mix), collections.Counter()), share)
+    return micros / 1000 if micros is not None else None
 
 
 def fmt(value, spec: str = "", none: str = "–") -> str:
@@ -955,16 +995,17 @@ def markdown(s: Settings, rows: list[dict], outcome: Outcome, meta: dict) -> str
         "share of a core the server used (what it would answer with its core full, when "
         "dnsperf is the limit). Latency is "
         + (f"at an offered {RATE:,} queries/s " if RATE else "under full load ")
-        + ("(p50/p99 from `dnsperf -v`)." if s.latency else "(dnsperf's average)."),
+        + ("(p50/p99 from `dnsperf -v`: the median of the rounds' own, and over the queries "
+           "of all rounds pooled)." if s.latency else "(dnsperf's average)."),
         "",
         "| server | mix | QPS (median) | min–max | × NSD | QPS per server core | × NSD | "
-        "avg ms | p50 ms | p99 ms | lost % (max) | resp. bytes | "
-        "CPU % server / dnsperf / others | flags |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "avg ms | p50 ms | p99 ms | p99 ms, pooled | p99.9 ms, pooled | lost % (max) | "
+        "resp. bytes | CPU % server / dnsperf / others | flags |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         if r["wrong"]:
-            out.append(f"| {r['label']} | {r['mix']} | WRONG ANSWER | | | | | | | | | | | "
+            out.append(f"| {r['label']} | {r['mix']} | WRONG ANSWER | | | | | | | | | | | | | "
                        f"{r['wrong']} |")
             continue
         out.append(
@@ -973,6 +1014,7 @@ def markdown(s: Settings, rows: list[dict], outcome: Outcome, meta: dict) -> str
             f"{fmt(r['ratio_to_nsd'], '.2f')} | {fmt(r['qps_per_server_core'], ',')} | "
             f"{fmt(r['per_core_ratio_to_nsd'], '.2f')} | {fmt(r['avg_latency_ms'], '.3f')} | "
             f"{fmt(r['p50_latency_ms'], '.3f')} | {fmt(r['p99_latency_ms'], '.3f')} | "
+            f"{fmt(r['p99_pooled_ms'], '.3f')} | {fmt(r['p999_pooled_ms'], '.3f')} | "
             f"{fmt(r['lost_pct_max'], '.2f')} | {fmt(r['response_bytes'], '.0f')} | "
             f"{fmt(r['server_cpu_pct'], '.0f')} / {fmt(r['dnsperf_cpu_pct'], '.0f')} / "
             f"{fmt(r['other_cpu_pct'], '.0f')} | {r['flags']} |")
