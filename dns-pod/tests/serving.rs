@@ -54,6 +54,51 @@ async fn positive_answer_is_authoritative_and_keeps_the_case_asked() {
     );
 }
 
+/// Queries answered over UDP, by the fast path and by the general one, are counted by type
+/// and response code, with their sizes. A worker adds its counts after it sends a batch,
+/// so the test waits a little for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_answers_are_counted_in_the_metrics() {
+    let server = server().await;
+    let asked = [
+        ("www.example.com.", RecordType::A),
+        ("WWW.example.com.", RecordType::A),
+        ("nothing.example.com.", RecordType::A),
+        // DS is left to the general path.
+        ("www.example.com.", RecordType::DS),
+    ];
+    let mut sizes = 0;
+    for (id, (qname, qtype)) in (1..).zip(asked) {
+        let (_, size) = ask_udp(server.addr, &query(id, qname, qtype)).await;
+        sizes += size;
+    }
+    let expected = [
+        "zonefleet_dns_queries_total{qtype=\"A\",protocol=\"udp\"} 3\n".to_owned(),
+        "zonefleet_dns_queries_total{qtype=\"DS\",protocol=\"udp\"} 1\n".to_owned(),
+        "zonefleet_dns_responses_total{rcode=\"NXDOMAIN\"} 1\n".to_owned(),
+        "zonefleet_dns_responses_total{rcode=\"NOERROR\"} 3\n".to_owned(),
+        "zonefleet_dns_response_size_bytes_count 4\n".to_owned(),
+        format!("zonefleet_dns_response_size_bytes_sum {sizes}.0\n"),
+        "zonefleet_dns_response_size_bytes_bucket{le=\"128.0\"} 4\n".to_owned(),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = server.metrics_text();
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|line| !text.contains(*line))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing {missing:?} from the metrics:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A name in no zone we serve is REFUSED, without AA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn name_outside_our_zones_is_refused() {

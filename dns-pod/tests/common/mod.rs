@@ -147,12 +147,14 @@ pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
     task: JoinHandle<anyhow::Result<()>>,
+    registry: Registry,
 }
 
 impl TestServer {
     /// Starts a server that lets `transfer_networks` transfer zones.
     pub async fn start(transfer_networks: &[&str], limits: TcpLimits) -> Self {
-        let metrics = metrics();
+        let mut registry = Registry::default();
+        let metrics = Arc::new(DnsMetrics::register(&mut registry));
         let handler = QueryHandler::new(
             zone_store(),
             transfer_acl(transfer_networks),
@@ -163,7 +165,19 @@ impl TestServer {
             .expect("bind 127.0.0.1:0 for UDP and TCP");
         let addr = listeners.local_addr().expect("the bound address");
         let task = tokio::spawn(listeners.serve(handler, limits, metrics));
-        Self { addr, task }
+        Self {
+            addr,
+            task,
+            registry,
+        }
+    }
+
+    /// Its metrics, as Prometheus scrapes them.
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("the metrics encode");
+        text
     }
 
     /// True while the server task runs.

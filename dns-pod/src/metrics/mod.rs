@@ -1,5 +1,9 @@
 //! The pod's Prometheus metrics: queries and responses, TCP clients, zones and sync.
 
+mod response_sizes;
+
+pub use self::response_sizes::{ResponseSizes, SizeTally};
+
 use std::time::Duration;
 
 use hickory_proto::{op::ResponseCode, rr::RecordType};
@@ -52,7 +56,7 @@ pub struct ApplyLabels {
 pub struct DnsMetrics {
     queries: Family<QueryLabels, Counter>,
     responses: Family<RcodeLabels, Counter>,
-    response_bytes: Histogram,
+    response_bytes: ResponseSizes,
     truncated: Counter,
     tcp_open: Gauge,
     tcp_refused: Counter,
@@ -90,9 +94,7 @@ impl DnsMetrics {
         let metrics = Self {
             queries: Family::default(),
             responses: Family::default(),
-            response_bytes: Histogram::new([
-                64.0, 128.0, 256.0, 512.0, 1232.0, 4096.0, 16384.0, 65535.0,
-            ]),
+            response_bytes: ResponseSizes::default(),
             truncated: Counter::default(),
             tcp_open: Gauge::default(),
             tcp_refused: Counter::default(),
@@ -133,6 +135,12 @@ impl DnsMetrics {
 
     /// `count` queries of one type were received.
     pub fn queries(&self, qtype: RecordType, protocol: Protocol, count: u64) {
+        self.query_counter(qtype, protocol).inc_by(count);
+    }
+
+    /// The counter of queries of one type over one transport. It shares its count with
+    /// the metric, so a worker can keep it and count without looking the labels up.
+    pub fn query_counter(&self, qtype: RecordType, protocol: Protocol) -> Counter {
         let protocol = if protocol == Protocol::Udp {
             "udp"
         } else {
@@ -143,21 +151,32 @@ impl DnsMetrics {
                 qtype: qtype.to_string(),
                 protocol,
             })
-            .inc_by(count);
+            .clone()
     }
 
     /// `count` responses with one response code were sent.
     pub fn responses(&self, rcode: ResponseCode, count: u64) {
+        self.response_counter(rcode).inc_by(count);
+    }
+
+    /// The counter of responses with one response code, shared with the metric (see
+    /// [`Self::query_counter`]).
+    pub fn response_counter(&self, rcode: ResponseCode) -> Counter {
         self.responses
             .get_or_create(&RcodeLabels {
-                rcode: rcode.to_str().to_uppercase(),
+                rcode: rcode_mnemonic(rcode),
             })
-            .inc_by(count);
+            .clone()
     }
 
     /// The encoded size of a response.
     pub fn response_size(&self, bytes: usize) {
-        self.response_bytes.observe(bytes as f64);
+        self.response_bytes.observe(bytes);
+    }
+
+    /// Adds a worker's count of response sizes (and clears it).
+    pub fn response_sizes(&self, tally: &mut SizeTally) {
+        self.response_bytes.add(tally);
     }
 
     /// `count` UDP responses were truncated.
@@ -179,6 +198,12 @@ impl DnsMetrics {
     pub fn tcp_refused(&self) {
         self.tcp_refused.inc();
     }
+}
+
+/// The IANA mnemonic of a response code (`NXDOMAIN`, `BADVERS`; `UNKNOWN(4000)` for one
+/// hickory does not name). hickory's `Display` gives prose ("Non-Existent Domain").
+fn rcode_mnemonic(rcode: ResponseCode) -> String {
+    format!("{rcode:?}").to_uppercase()
 }
 
 impl SyncMetrics {
@@ -258,5 +283,42 @@ impl SyncMetrics {
     /// A message was rejected.
     pub fn rejected(&self, reason: &'static str) {
         self.rejected.get_or_create(&RejectLabels { reason }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_codes_are_labelled_by_their_mnemonics() {
+        let labels: Vec<String> = [
+            ResponseCode::NoError,
+            ResponseCode::FormErr,
+            ResponseCode::ServFail,
+            ResponseCode::NXDomain,
+            ResponseCode::NotImp,
+            ResponseCode::Refused,
+            ResponseCode::NotAuth,
+            ResponseCode::BADVERS,
+            ResponseCode::Unknown(4000),
+        ]
+        .into_iter()
+        .map(rcode_mnemonic)
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "NOERROR",
+                "FORMERR",
+                "SERVFAIL",
+                "NXDOMAIN",
+                "NOTIMP",
+                "REFUSED",
+                "NOTAUTH",
+                "BADVERS",
+                "UNKNOWN(4000)"
+            ]
+        );
     }
 }
