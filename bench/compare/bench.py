@@ -1114,6 +1114,13 @@ def write_results(s: Settings, outcome: Outcome, meta: dict) -> str:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(outcome.starts)
+    if outcome.latencies:
+        # Every query's latency, counted per microsecond: runs can be pooled afterwards.
+        with (s.out_dir / "latencies.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["server", "mix", "latency_us", "queries"])
+            for (server, mix), counts in sorted(outcome.latencies.items()):
+                writer.writerows([server, mix, micros, counts[micros]] for micros in sorted(counts))
     with (s.out_dir / "summary.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
