@@ -141,7 +141,15 @@ pub async fn run(
                 let endpoints = endpoints_rx.borrow_and_update().clone();
                 checker.on_endpoints(endpoints).await;
             }
-            Some(notice) = notices.recv() => checker.on_publish(notice).await,
+            Some(notice) = notices.recv() => {
+                // Publishes queue up while a check runs (1,000 new Zones are 1,000
+                // notices): take all that wait and check them together.
+                let mut batch = vec![notice];
+                while let Ok(more) = notices.try_recv() {
+                    batch.push(more);
+                }
+                checker.on_publishes(batch).await;
+            }
             Some((pod, keys, result)) = resyncs.recv() => {
                 checker.on_resync_done(pod, keys, result).await;
             }
@@ -274,26 +282,31 @@ impl Checker {
         }
     }
 
-    async fn on_publish(&mut self, notice: PublishNotice) {
-        let expected = Expected {
-            serial: notice.serial,
-            digest: notice.digest.clone(),
-        };
-        let Some(target) = Target::new(&notice.origin, expected) else {
-            return;
-        };
-        self.targets.insert(notice.zone.clone(), target);
-        self.propagations.insert(
-            notice.zone.clone(),
-            Propagation {
+    /// Takes publishes in the order they were made, and checks every ready pod for each zone
+    /// published, once per zone.
+    async fn on_publishes(&mut self, notices: Vec<PublishNotice>) {
+        let zones = zones_published(&notices);
+        for notice in notices {
+            let expected = Expected {
                 serial: notice.serial,
-                published: notice.at,
-                deadline: notice.at + self.settings.publish_deadline,
-            },
-        );
-        self.published.insert(notice.zone.clone(), notice.at);
+                digest: notice.digest.clone(),
+            };
+            let Some(target) = Target::new(&notice.origin, expected) else {
+                continue;
+            };
+            self.targets.insert(notice.zone.clone(), target);
+            self.propagations.insert(
+                notice.zone.clone(),
+                Propagation {
+                    serial: notice.serial,
+                    published: notice.at,
+                    deadline: notice.at + self.settings.publish_deadline,
+                },
+            );
+            self.published.insert(notice.zone, notice.at);
+        }
         let pods: Vec<String> = self.endpoints.keys().cloned().collect();
-        let pairs = self.pairs_of(&pods, Some(&notice.zone));
+        let pairs = self.pairs_of(&pods, Some(&zones));
         self.check(pairs).await;
     }
 
@@ -337,10 +350,13 @@ impl Checker {
         self.resync_due().await;
     }
 
-    /// Every (pod, zone) pair for `pods`, for one zone or all.
-    fn pairs_of(&self, pods: &[String], zone: Option<&ObjectKey>) -> Vec<Pair> {
-        let zones: Vec<&ObjectKey> = match zone {
-            Some(zone) => vec![zone],
+    /// Every (pod, zone) pair of `pods` and `zones` (all known zones if `None`).
+    fn pairs_of(&self, pods: &[String], zones: Option<&[ObjectKey]>) -> Vec<Pair> {
+        let zones: Vec<&ObjectKey> = match zones {
+            Some(zones) => zones
+                .iter()
+                .filter(|zone| self.targets.contains_key(*zone))
+                .collect(),
             None => self.targets.keys().collect(),
         };
         pods.iter()
@@ -648,6 +664,16 @@ impl Checker {
     }
 }
 
+/// The zones of a batch of publishes, each once, in the order first published.
+fn zones_published(notices: &[PublishNotice]) -> Vec<ObjectKey> {
+    let mut seen = HashSet::new();
+    notices
+        .iter()
+        .filter(|notice| seen.insert(&notice.zone))
+        .map(|notice| notice.zone.clone())
+        .collect()
+}
+
 /// Reads every pod's `/zones`, a bounded number at once (the first half of a check).
 pub async fn list_zones(
     http: reqwest::Client,
@@ -774,5 +800,39 @@ impl std::fmt::Debug for Checker {
             .field("pods", &self.endpoints.len())
             .field("zones", &self.targets.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    fn notice(zone: &str, serial: u32) -> PublishNotice {
+        PublishNotice {
+            zone: key(zone),
+            origin: format!("{zone}.example."),
+            serial,
+            digest: String::new(),
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_batch_of_publishes_checks_each_zone_once() {
+        let batch = [
+            notice("a", 1),
+            notice("b", 1),
+            notice("a", 2),
+            notice("c", 1),
+            notice("a", 3),
+        ];
+        assert_eq!(zones_published(&batch), [key("a"), key("b"), key("c")]);
     }
 }
