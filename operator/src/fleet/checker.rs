@@ -40,14 +40,20 @@ struct Target {
 impl Target {
     /// The target for a zone apex (as written in the Zone), or None if it is no name.
     fn new(domain: &str, expected: Expected) -> Option<Self> {
-        let mut origin = Name::from_ascii(domain).ok()?;
-        origin.set_fqdn(true);
+        let origin = apex(domain)?;
         Some(Self {
             origin_key: origin.to_lowercase().to_ascii(),
             origin,
             expected,
         })
     }
+}
+
+/// A Zone's apex as a fully qualified name, or None if it is no name.
+fn apex(domain: &str) -> Option<Name> {
+    let mut origin = Name::from_ascii(domain).ok()?;
+    origin.set_fqdn(true);
+    Some(origin)
 }
 
 /// A re-sync in progress for one (pod, zone) pair.
@@ -428,17 +434,13 @@ impl Checker {
             }
             self.after_verdict(&pod, &key, &verdict);
         }
+        let existing = self.existing_apexes();
         for (pod, listing) in &listings {
             match listing {
                 Ok(listing) => {
-                    let published: HashSet<&str> = self
-                        .targets
-                        .values()
-                        .map(|t| t.origin_key.as_str())
-                        .collect();
                     let stale: HashSet<String> = listing
                         .keys()
-                        .filter(|zone| !published.contains(zone.as_str()))
+                        .filter(|zone| !existing.contains(zone.as_str()))
                         .cloned()
                         .collect();
                     if !stale.is_empty() {
@@ -453,6 +455,26 @@ impl Checker {
             }
         }
         self.finish_propagations();
+    }
+
+    /// The lowercased apexes of the zones that exist: those checked, and every Zone in the
+    /// store that is not being deleted. A pod can serve a new zone before its publish notice
+    /// reaches the checker; only a zone in neither is served stale.
+    fn existing_apexes(&self) -> HashSet<String> {
+        let mut apexes: HashSet<String> = self
+            .targets
+            .values()
+            .map(|t| t.origin_key.clone())
+            .collect();
+        for guard in self.ctx.zones.state() {
+            let Ok(zone) = &guard.0 else { continue };
+            if zone.metadata.deletion_timestamp.is_none()
+                && let Some(origin) = apex(&zone.spec.domain)
+            {
+                apexes.insert(origin.to_lowercase().to_ascii());
+            }
+        }
+        apexes
     }
 
     fn count_error(&self, error: &ProbeError) {
