@@ -42,7 +42,7 @@ impl Target {
     fn new(domain: &str, expected: Expected) -> Option<Self> {
         let origin = apex(domain)?;
         Some(Self {
-            origin_key: origin.to_lowercase().to_ascii(),
+            origin_key: apex_key(&origin),
             origin,
             expected,
         })
@@ -54,6 +54,11 @@ fn apex(domain: &str) -> Option<Name> {
     let mut origin = Name::from_ascii(domain).ok()?;
     origin.set_fqdn(true);
     Some(origin)
+}
+
+/// How `/zones` keys an apex: lowercased, fully qualified.
+fn apex_key(origin: &Name) -> String {
+    origin.to_lowercase().to_ascii()
 }
 
 /// A re-sync in progress for one (pod, zone) pair.
@@ -434,19 +439,33 @@ impl Checker {
             }
             self.after_verdict(&pod, &key, &verdict);
         }
-        let existing = self.existing_apexes();
+        // A zone served but not checked is stale unless a Zone in the store has its apex: a
+        // pod can serve a new zone before its publish notice reaches the checker. The store
+        // is only read when some pod serves such a zone.
+        let checked: HashSet<&str> = self
+            .targets
+            .values()
+            .map(|t| t.origin_key.as_str())
+            .collect();
+        let mut in_store: Option<HashSet<String>> = None;
+        let mut stale_by_pod = Vec::new();
         for (pod, listing) in &listings {
             match listing {
                 Ok(listing) => {
                     let stale: HashSet<String> = listing
                         .keys()
-                        .filter(|zone| !existing.contains(zone.as_str()))
+                        .filter(|zone| !checked.contains(zone.as_str()))
+                        .filter(|zone| {
+                            !in_store
+                                .get_or_insert_with(|| self.apexes_in_store())
+                                .contains(zone.as_str())
+                        })
                         .cloned()
                         .collect();
                     if !stale.is_empty() {
                         info!(%pod, zones = ?stale, "the pod serves zones that are no longer published");
                     }
-                    self.stale.insert(pod.clone(), stale);
+                    stale_by_pod.push((pod.clone(), stale));
                 }
                 Err(error) => {
                     self.count_error(error);
@@ -454,27 +473,24 @@ impl Checker {
                 }
             }
         }
+        self.stale.extend(stale_by_pod);
         self.finish_propagations();
     }
 
-    /// The lowercased apexes of the zones that exist: those checked, and every Zone in the
-    /// store that is not being deleted. A pod can serve a new zone before its publish notice
-    /// reaches the checker; only a zone in neither is served stale.
-    fn existing_apexes(&self) -> HashSet<String> {
-        let mut apexes: HashSet<String> = self
-            .targets
-            .values()
-            .map(|t| t.origin_key.clone())
-            .collect();
-        for guard in self.ctx.zones.state() {
-            let Ok(zone) = &guard.0 else { continue };
-            if zone.metadata.deletion_timestamp.is_none()
-                && let Some(origin) = apex(&zone.spec.domain)
-            {
-                apexes.insert(origin.to_lowercase().to_ascii());
-            }
-        }
-        apexes
+    /// The lowercased apexes of the Zones in the store that are not being deleted.
+    fn apexes_in_store(&self) -> HashSet<String> {
+        self.ctx
+            .zones
+            .state()
+            .iter()
+            .filter_map(|guard| {
+                let zone = guard.0.as_ref().ok()?;
+                if zone.metadata.deletion_timestamp.is_some() {
+                    return None;
+                }
+                apex(&zone.spec.domain).map(|origin| apex_key(&origin))
+            })
+            .collect()
     }
 
     fn count_error(&self, error: &ProbeError) {
