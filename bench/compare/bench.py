@@ -638,13 +638,13 @@ def run_dnsperf(port: int, query_file: Path, seconds: float, clients: int, outst
         cmd += ["-Q", str(RATE)]
     if CLIENT_THREADS > 1:
         cmd += ["-T", str(CLIENT_THREADS)]
+    out_dir = scratch
     if verbose:
         cmd.append("-v")
-    if verbose:
-        scratch = verbose_scratch(scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
-    out_path = scratch / "dnsperf.out"
-    err_path = scratch / "dnsperf.err"
+        out_dir = verbose_scratch(scratch)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_path = out_dir / "dnsperf.out"
+    err_path = out_dir / "dnsperf.err"
     with out_path.open("w") as out, err_path.open("w") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 start_new_session=True)
@@ -678,8 +678,8 @@ def run_dnsperf(port: int, query_file: Path, seconds: float, clients: int, outst
     finally:
         out_path.unlink(missing_ok=True)
         err_path.unlink(missing_ok=True)
-        if verbose and scratch.parent == Path("/dev/shm"):
-            scratch.rmdir()
+        if out_dir != scratch:
+            out_dir.rmdir()
 
 
 # --- the run --------------------------------------------------------------------------------
