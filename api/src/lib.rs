@@ -10,8 +10,8 @@ mod zone;
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 pub use record::{Record, RecordSpec, RecordStatus, RecordType, ZoneReference};
 pub use zone::{
-    NameServer, NamespaceSelection, RecordNamespaces, SerialPolicy, ServerSummary, SoaSpec, Zone,
-    ZoneSpec, ZoneStatus,
+    Delegation, NameServer, NamespaceSelection, RecordNamespaces, SerialPolicy, ServerSummary,
+    SoaSpec, Zone, ZoneSpec, ZoneStatus,
 };
 
 /// The API group.

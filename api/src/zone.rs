@@ -74,6 +74,31 @@ pub struct ZoneSpec {
     /// namespace may, so one tenant cannot add records to another's zone.
     #[serde(default)]
     pub record_namespaces: RecordNamespaces,
+
+    /// Child zones that Zones in other namespaces may hold inside this zone's domain. A
+    /// Zone in another namespace for a name inside this domain is refused
+    /// (`DomainConflict`) unless an entry here names it (or a name above it) and its
+    /// namespace. Child Zones in this Zone's own namespace need no entry. Either way, this
+    /// zone's own data at or below a child zone's apex is not served (`Occluded`), as below
+    /// any delegation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub delegations: Vec<Delegation>,
+}
+
+/// Permission for other namespaces to hold a child zone.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Delegation {
+    /// The child zone's domain: relative to this zone (`mx1`, `eu.api`) or absolute with a
+    /// trailing dot (`mx1.example.com.`). Zones at this name or below it may be held by the
+    /// namespaces listed.
+    #[schemars(length(min = 1, max = 253), regex(pattern = FQDN_PATTERN))]
+    pub name: String,
+
+    /// The namespaces that may hold Zones at or below `name`.
+    #[schemars(length(min = 1, max = 64), inner(length(min = 1, max = 63)))]
+    pub namespaces: Vec<String>,
 }
 
 fn default_ttl() -> i32 {

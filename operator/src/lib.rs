@@ -3,6 +3,7 @@
 //!
 //! - [`zone`]: pure zone assembly: validation, conflicts, zone cuts, canonical form, digest;
 //! - [`serial`]: SOA serial policies under RFC 1982;
+//! - [`domains`]: which Zone owns a domain, and which child zones a parent delegates;
 //! - [`controller`]: the Zone and Record controllers and their pure status computation;
 //! - [`publish`]: where zone versions go;
 //! - [`leader`]: leader election with a Lease;
@@ -11,6 +12,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod domains;
 pub mod error;
 pub mod fleet;
 pub mod leader;

@@ -57,8 +57,8 @@ pub struct ErrorKindLabels {
 pub struct FleetMetrics {
     /// Ready pods that do not serve a zone's latest version, per zone.
     pub out_of_sync: Family<ZoneLabels, Gauge>,
-    /// (pod, zone) pairs out of sync, in total.
-    pub out_of_sync_total: Gauge,
+    /// (pod, zone) pairs out of sync, over every zone.
+    pub out_of_sync_pairs: Gauge,
     /// Re-sync requests sent, by result.
     pub resyncs: Family<ResultLabels, Counter>,
     /// Time from a publish until every ready pod serves it.
@@ -109,7 +109,7 @@ impl Metrics {
             published_versions: Counter::default(),
             fleet: FleetMetrics {
                 out_of_sync: Family::default(),
-                out_of_sync_total: Gauge::default(),
+                out_of_sync_pairs: Gauge::default(),
                 resyncs: Family::default(),
                 propagation: Histogram::new(duration_buckets()),
                 sweep_duration: Histogram::new(duration_buckets()),
@@ -151,9 +151,9 @@ impl Metrics {
             fleet.out_of_sync.clone(),
         );
         r.register(
-            "pods_out_of_sync_total",
-            "(pod, zone) pairs out of sync",
-            fleet.out_of_sync_total.clone(),
+            "pod_zone_pairs_out_of_sync",
+            "(pod, zone) pairs where a ready DNS pod does not serve the zone's latest version",
+            fleet.out_of_sync_pairs.clone(),
         );
         r.register(
             "resync_requests",
@@ -177,6 +177,13 @@ impl Metrics {
         );
         r.register("dns_pods", "Ready DNS pods", fleet.pods.clone());
         metrics
+    }
+
+    /// Removes the series of a deleted zone.
+    pub fn forget_zone(&self, zone: &crate::zone::ObjectKey) {
+        self.fleet.out_of_sync.remove(&ZoneLabels {
+            zone: zone.to_string(),
+        });
     }
 
     /// Counts one reconcile.

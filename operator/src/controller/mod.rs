@@ -29,6 +29,8 @@ use kube::{
 use tokio::sync::watch;
 use zonefleet_api::{Record, Zone};
 
+pub use status::FleetView;
+
 use crate::{error::Error, metrics::Metrics, publish::ZonePublisher, zone::ObjectKey};
 
 /// The field manager of every status the operator writes.
@@ -46,6 +48,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Events.
     pub recorder: Recorder,
+    /// Who reports Events.
+    pub reporter: Reporter,
     /// Every Record. The same watch triggers Zone reconciles, after this store has the
     /// change, so a reconcile always sees the Record that triggered it.
     pub records: Store<DeserializeGuard<Record>>,
@@ -64,8 +68,33 @@ pub struct Context {
     /// Pods the fleet health checker could not repair, per zone (pod → what is wrong): the
     /// Zone's `Degraded` condition says so.
     pub fleet_problems: Mutex<HashMap<ObjectKey, BTreeMap<String, String>>>,
+    /// What the fleet health checker last saw of each zone; `Ready` needs it.
+    pub fleet_views: Mutex<HashMap<ObjectKey, status::FleetView>>,
     /// Where publishes are announced to the fleet health checker, if it runs.
     pub publish_notices: Option<tokio::sync::mpsc::UnboundedSender<crate::fleet::PublishNotice>>,
+    /// Asks the Zone controller to reconcile a Zone again.
+    pub zone_triggers: tokio::sync::mpsc::UnboundedSender<ObjectKey>,
+    /// The generation and deletion state of each Zone as last reconciled: when they change,
+    /// the Zones whose domain ownership may depend on it are reconciled too.
+    pub claims_seen: Mutex<HashMap<ObjectKey, (Option<i64>, bool)>>,
+}
+
+/// The fleet health checker's knowledge of one zone, for the status.
+#[derive(Clone, Debug)]
+pub struct FleetState {
+    checked: bool,
+    view: Option<status::FleetView>,
+}
+
+impl FleetState {
+    /// As the pure status functions take it.
+    pub fn as_fleet(&self) -> status::Fleet<'_> {
+        match (&self.view, self.checked) {
+            (_, false) => status::Fleet::Off,
+            (None, true) => status::Fleet::Unseen,
+            (Some(view), true) => status::Fleet::Seen(view),
+        }
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -84,6 +113,122 @@ impl Context {
         }
     }
 
+    /// What the fleet health checker knows of a zone, with the pods it could not repair.
+    pub fn fleet_of(&self, zone: &ObjectKey) -> FleetState {
+        let mut view = self
+            .fleet_views
+            .lock()
+            .ok()
+            .and_then(|views| views.get(zone).cloned());
+        if let Some(view) = &mut view {
+            view.problems = crate::fleet::report::problems_of(self, zone);
+        }
+        FleetState {
+            checked: self.publish_notices.is_some(),
+            view,
+        }
+    }
+
+    /// Notes a Zone's claim on its domain as it is reconciled; when it is new, its spec
+    /// changed or its deletion started, the Zones for related domains are reconciled too,
+    /// since who owns what may have changed.
+    pub fn announce_claim(
+        &self,
+        zone: &Zone,
+        claim: Option<&crate::domains::Claim>,
+        claims: &[crate::domains::Claim],
+    ) {
+        let key = key_of(zone);
+        let state = (
+            zone.meta().generation,
+            zone.meta().deletion_timestamp.is_some(),
+        );
+        let changed = self
+            .claims_seen
+            .lock()
+            .map(|mut seen| seen.insert(key, state) != Some(state))
+            .unwrap_or(false);
+        if let (true, Some(claim)) = (changed, claim) {
+            for related in crate::domains::related(claim, claims) {
+                let _ = self.zone_triggers.send(related.clone());
+            }
+        }
+    }
+
+    /// Forgets a deleted Zone: its published version, tallies, fleet view and metric series.
+    pub fn forget_zone(&self, zone: &ObjectKey) {
+        self.tally(zone, None);
+        if let Ok(mut published) = self.published.lock() {
+            published.remove(zone);
+        }
+        if let Ok(mut views) = self.fleet_views.lock() {
+            views.remove(zone);
+        }
+        if let Ok(mut problems) = self.fleet_problems.lock() {
+            problems.remove(zone);
+        }
+        if let Ok(mut seen) = self.claims_seen.lock() {
+            seen.remove(zone);
+        }
+        self.metrics.forget_zone(zone);
+    }
+
+    /// Publishes an Event that is never folded into an earlier one with the same reason
+    /// (kube-runtime's recorder counts repeats as a series and keeps the first note): for
+    /// notes that carry news, such as the serial published.
+    pub async fn event_once<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        kind: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        if self.ensure_leading().is_err() {
+            return;
+        }
+        let reference = obj.object_ref(&());
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let event = k8s_openapi::api::events::v1::Event {
+            action: Some("Reconcile".into()),
+            reason: Some(reason.into()),
+            note: Some(note),
+            event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                now,
+            )),
+            regarding: Some(reference.clone()),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            type_: Some(
+                match kind {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            metadata: kube::api::ObjectMeta {
+                namespace: reference.namespace.clone(),
+                generate_name: Some(format!(
+                    "{}.",
+                    reference.name.as_deref().unwrap_or("zonefleet")
+                )),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(
+            self.client.clone(),
+            reference.namespace.as_deref().unwrap_or("default"),
+        );
+        if let Err(e) = api.create(&Default::default(), &event).await {
+            tracing::warn!(error = %e, reason, "could not publish an event");
+        }
+    }
+
     /// Publishes an Event about an object; failures are logged, never fatal.
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
@@ -92,6 +237,9 @@ impl Context {
         reason: &str,
         note: String,
     ) {
+        if self.ensure_leading().is_err() {
+            return;
+        }
         let event = Event {
             type_: kind,
             reason: reason.into(),
@@ -259,11 +407,15 @@ pub async fn run(
     let (reconcile_tx, reconcile_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectKey>();
     let ctx = Arc::new(Context {
         fleet_problems: Mutex::new(HashMap::new()),
+        fleet_views: Mutex::new(HashMap::new()),
         publish_notices: settings.fleet.as_ref().map(|_| notices_tx),
+        zone_triggers: reconcile_tx.clone(),
+        claims_seen: Mutex::new(HashMap::new()),
         client: client.clone(),
         publisher,
         metrics,
-        recorder: Recorder::new(client, reporter),
+        recorder: Recorder::new(client, reporter.clone()),
+        reporter,
         records: record_store.clone(),
         zones: zone_store.clone(),
         leading,

@@ -6,7 +6,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
     jiff::Timestamp,
 };
-use zonefleet_api::{RecordStatus, SerialPolicy, ZoneStatus};
+use zonefleet_api::{RecordStatus, SerialPolicy, ServerSummary, ZoneStatus};
 
 use super::PublishedVersion;
 use crate::{
@@ -14,14 +14,50 @@ use crate::{
     zone::{Assembly, ObjectKey, RejectReason, Verdict},
 };
 
-/// Condition types.
+/// Condition types and reasons, as users see them (`kubectl wait --for=condition=...`).
 pub mod kinds {
-    /// The Zone's latest version is assembled and published.
+    /// Zone: the current spec and Records are published and every ready DNS pod serves
+    /// that serial. Record: accepted and programmed.
     pub const READY: &str = "Ready";
-    /// The Zone needs attention.
+    /// Zone: every ready DNS pod serves the latest version.
+    pub const SYNCED: &str = "Synced";
+    /// Zone: something needs attention; the reason says what.
     pub const DEGRADED: &str = "Degraded";
-    /// The Record is part of its zone.
+    /// Zone: the operator is still working towards `Ready` (kstatus).
+    pub const RECONCILING: &str = "Reconciling";
+    /// Zone: it cannot become `Ready` without a change by someone (kstatus).
+    pub const STALLED: &str = "Stalled";
+    /// Record: the record is valid and part of its zone.
     pub const ACCEPTED: &str = "Accepted";
+    /// Record: every ready DNS pod serves a zone version that includes it as it is now.
+    pub const PROGRAMMED: &str = "Programmed";
+}
+
+/// Condition reasons.
+pub mod reasons {
+    /// Every ready DNS pod serves the current version.
+    pub const SERVED: &str = "Served";
+    /// Published, and serving is not checked (the fleet health checker is off).
+    pub const PUBLISHED: &str = "Published";
+    /// Published; the DNS pods are picking it up.
+    pub const PROGRESSING: &str = "Progressing";
+    /// The version could not be published.
+    pub const PUBLISH_FAILED: &str = "PublishFailed";
+    /// Some ready DNS pods do not serve the version and could not be repaired, or there
+    /// are no ready DNS pods.
+    pub const SERVERS_NOT_SYNCED: &str = "ServersNotSynced";
+    /// Another Zone owns the domain, or the enclosing Zone does not delegate it.
+    pub const DOMAIN_CONFLICT: &str = "DomainConflict";
+    /// The Zone's spec cannot be assembled.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The Record is not part of its zone.
+    pub const NOT_ACCEPTED: &str = "NotAccepted";
+    /// Not every ready DNS pod serves the Record yet.
+    pub const NOT_SERVED: &str = "NotServed";
+    /// There are no ready DNS pods.
+    pub const NO_SERVERS: &str = "NoServers";
+    /// Nothing needs attention.
+    pub const AS_EXPECTED: &str = "AsExpected";
 }
 
 /// A condition to set, before times and generations are filled in.
@@ -94,22 +130,23 @@ pub struct VersionDecision {
 
 /// Decides the serial: unchanged content keeps its serial; changed content gets the next.
 ///
-/// The current version is the newer (under RFC 1982) of the one in the Zone's status and the
-/// one this replica last published (`known`), because the cached status may lag behind the
-/// replica's own last write.
+/// The current version is the newest (under RFC 1982) of the one in the Zone's status and
+/// the `known` ones: what this replica last published (the cached status may lag behind its
+/// own last write), and what the distribution holds for the domain (a Zone taking over a
+/// domain continues its serial, so the serial never goes backwards).
 pub fn decide_version(
     status: Option<&ZoneStatus>,
-    known: Option<&PublishedVersion>,
+    known: &[PublishedVersion],
     digest: &str,
     policy: SerialPolicy,
     now: Timestamp,
 ) -> VersionDecision {
     let recorded = status.and_then(|s| Some((s.serial?, s.digest.as_deref().unwrap_or_default())));
-    let known = known.map(|k| (k.serial, k.digest.as_str()));
-    let current = match (recorded, known) {
-        (Some(r), Some(k)) => Some(if is_newer(k.0, r.0) { k } else { r }),
-        (r, k) => r.or(k),
-    };
+    let current = known
+        .iter()
+        .map(|k| (k.serial, k.digest.as_str()))
+        .chain(recorded)
+        .reduce(|a, b| if is_newer(b.0, a.0) { b } else { a });
     match current {
         Some((serial, current_digest)) if current_digest == digest => VersionDecision {
             serial,
@@ -127,20 +164,17 @@ pub fn decide_version(
     }
 }
 
-/// True if `current` already says what `desired` says, looking only at the fields the
-/// Zone controller writes: the fleet health checker owns `servers` and the `Synced`
-/// condition.
+/// True if `current` already says what `desired` says (conditions of other types that
+/// `current` may still carry are not looked at).
 pub fn zone_status_unchanged(current: Option<&ZoneStatus>, desired: &ZoneStatus) -> bool {
     current.is_some_and(|current| {
         let mut own = current.clone();
-        own.servers = desired.servers.clone();
         own.conditions = same_types(&current.conditions, &desired.conditions);
         own == *desired
     })
 }
 
-/// True if `current` already says what `desired` says, looking only at the fields the Zone
-/// controller writes: the fleet health checker owns the `Programmed` condition.
+/// True if `current` already says what `desired` says.
 pub fn record_status_unchanged(current: Option<&RecordStatus>, desired: &RecordStatus) -> bool {
     current.is_some_and(|current| {
         let mut own = current.clone();
@@ -157,16 +191,212 @@ fn same_types(current: &[Condition], desired: &[Condition]) -> Vec<Condition> {
         .collect()
 }
 
-/// The Zone's status after a successful reconcile.
+/// What the fleet health checker last saw of a zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetView {
+    /// The serial the pods were checked against.
+    pub serial: u32,
+    /// How many ready pods serve it.
+    pub servers: ServerSummary,
+    /// The lowest serial any ready pod serves, when every ready pod serves some version.
+    pub lowest: Option<u32>,
+    /// What the lagging pods serve, for people.
+    pub detail: String,
+    /// Pods the checker could not repair, and why.
+    pub problems: Option<String>,
+}
+
+/// Whether, and what, the fleet health checker saw of a zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fleet<'a> {
+    /// The checker does not run: serving is not verified.
+    Off,
+    /// It runs but has not checked the zone yet.
+    Unseen,
+    /// Its last view.
+    Seen(&'a FleetView),
+}
+
+impl Fleet<'_> {
+    /// Whether every ready pod serves `serial` (or a newer version), when that is known:
+    /// `None` when nothing checks.
+    fn serves(self, serial: u32) -> Option<Result<(), (&'static str, String)>> {
+        let view = match self {
+            Fleet::Off => return None,
+            Fleet::Unseen => {
+                return Some(Err((
+                    reasons::PROGRESSING,
+                    format!("serial {serial} published; waiting for the DNS pods to serve it"),
+                )));
+            }
+            Fleet::Seen(view) => view,
+        };
+        let served = view.lowest.is_some_and(|low| !is_newer(serial, low));
+        Some(if view.servers.total == 0 {
+            Err((reasons::SERVERS_NOT_SYNCED, "no ready DNS pods".to_owned()))
+        } else if served {
+            Ok(())
+        } else if let Some(problems) = &view.problems {
+            Err((reasons::SERVERS_NOT_SYNCED, problems.clone()))
+        } else {
+            Err((
+                reasons::PROGRESSING,
+                format!(
+                    "serial {serial} published; {}/{} ready DNS pods serve it{}",
+                    if view.serial == serial {
+                        view.servers.synced
+                    } else {
+                        0
+                    },
+                    view.servers.total,
+                    if view.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", view.detail)
+                    }
+                ),
+            ))
+        })
+    }
+}
+
+/// How a Zone's reconcile ended, for its status.
+#[derive(Clone, Copy, Debug)]
+pub enum ZoneOutcome<'a> {
+    /// Another Zone owns the domain, or the parent does not delegate it.
+    DomainConflict(&'a str),
+    /// The spec cannot be assembled.
+    InvalidSpec(&'a str),
+    /// Assembled; `serial` is the published version, and `publish_error` says why a newer
+    /// one (`attempted`) could not be published.
+    Assembled {
+        /// The zone.
+        assembly: &'a Assembly,
+        /// The serial in the distribution.
+        serial: u32,
+        /// The serial that failed to publish, and why.
+        failed: Option<(u32, &'a str)>,
+    },
+}
+
+/// The Zone's status after a reconcile.
 pub fn zone_status(
     current: Option<&ZoneStatus>,
     generation: Option<i64>,
-    assembly: &Assembly,
-    serial: u32,
-    fleet_problem: Option<&str>,
+    outcome: ZoneOutcome<'_>,
+    fleet: Fleet<'_>,
     now: Timestamp,
 ) -> ZoneStatus {
     let existing = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let mut status = ZoneStatus {
+        serial: current.and_then(|s| s.serial),
+        digest: current.and_then(|s| s.digest.clone()),
+        record_count: current.and_then(|s| s.record_count),
+        observed_generation: generation,
+        conditions: Vec::new(),
+        servers: None,
+    };
+    let (ready, synced, degraded) = match outcome {
+        ZoneOutcome::DomainConflict(message) => (
+            Desired::no(kinds::READY, reasons::DOMAIN_CONFLICT, message),
+            Desired::no(kinds::SYNCED, reasons::DOMAIN_CONFLICT, "nothing published"),
+            Desired::yes(kinds::DEGRADED, reasons::DOMAIN_CONFLICT, message),
+        ),
+        ZoneOutcome::InvalidSpec(message) => (
+            Desired::no(kinds::READY, reasons::INVALID_SPEC, message),
+            Desired::no(kinds::SYNCED, reasons::INVALID_SPEC, "nothing published"),
+            Desired::yes(kinds::DEGRADED, reasons::INVALID_SPEC, message),
+        ),
+        ZoneOutcome::Assembled {
+            assembly,
+            serial,
+            failed,
+        } => {
+            if failed.is_none() {
+                status.serial = Some(serial);
+                status.digest = Some(assembly.zone.digest_hex());
+                status.record_count = Some(assembly.zone.record_count);
+            }
+            if let Fleet::Seen(view) = fleet {
+                status.servers = Some(view.servers.clone());
+            }
+            let serving = fleet.serves(serial);
+            let synced = match &serving {
+                None => Desired {
+                    kind: kinds::SYNCED,
+                    status: "Unknown",
+                    reason: "NotChecked".into(),
+                    message: "the fleet health checker is off".into(),
+                },
+                Some(Ok(())) => Desired::yes(
+                    kinds::SYNCED,
+                    reasons::SERVED,
+                    served_message(fleet, serial),
+                ),
+                Some(Err((reason, message))) => Desired::no(kinds::SYNCED, reason, message),
+            };
+            let ready = match (failed, &serving) {
+                (Some((attempted, error)), _) => Desired::no(
+                    kinds::READY,
+                    reasons::PUBLISH_FAILED,
+                    format!("serial {attempted} could not be published: {error}"),
+                ),
+                (None, None) => Desired::yes(
+                    kinds::READY,
+                    reasons::PUBLISHED,
+                    format!(
+                        "serial {serial} published ({} records); the fleet health checker is off, so serving is not verified",
+                        assembly.zone.record_count
+                    ),
+                ),
+                (None, Some(Ok(()))) => {
+                    Desired::yes(kinds::READY, reasons::SERVED, served_message(fleet, serial))
+                }
+                (None, Some(Err((reason, message)))) => Desired::no(kinds::READY, reason, message),
+            };
+            (ready, synced, degraded_of(assembly, failed, fleet))
+        }
+    };
+    let transient = [
+        reasons::PROGRESSING,
+        reasons::PUBLISH_FAILED,
+        reasons::SERVERS_NOT_SYNCED,
+    ];
+    let stuck = [reasons::DOMAIN_CONFLICT, reasons::INVALID_SPEC];
+    let reconciling = if ready.status != "True" && transient.contains(&ready.reason.as_str()) {
+        Desired::yes(kinds::RECONCILING, &ready.reason, ready.message.clone())
+    } else {
+        Desired::no(
+            kinds::RECONCILING,
+            reasons::AS_EXPECTED,
+            "nothing in progress",
+        )
+    };
+    let stalled = if stuck.contains(&ready.reason.as_str()) {
+        Desired::yes(kinds::STALLED, &ready.reason, ready.message.clone())
+    } else {
+        Desired::no(kinds::STALLED, reasons::AS_EXPECTED, "not stalled")
+    };
+    status.conditions = [ready, synced, degraded, reconciling, stalled]
+        .into_iter()
+        .map(|desired| condition(existing, desired, generation, now))
+        .collect();
+    status
+}
+
+fn served_message(fleet: Fleet<'_>, serial: u32) -> String {
+    match fleet {
+        Fleet::Seen(view) => format!(
+            "{}/{} ready DNS pods serve serial {serial}",
+            view.servers.total, view.servers.total
+        ),
+        _ => format!("serial {serial} served"),
+    }
+}
+
+/// The Zone's `Degraded` condition: rejected Records, a failed publish, pods that cannot be
+/// repaired, or missing glue.
+fn degraded_of(assembly: &Assembly, failed: Option<(u32, &str)>, fleet: Fleet<'_>) -> Desired {
     let rejected: Vec<String> = assembly
         .verdicts
         .iter()
@@ -175,83 +405,47 @@ pub fn zone_status(
             Verdict::Accepted => None,
         })
         .collect();
-    let accepted = assembly.verdicts.len() - rejected.len();
-    let ready = Desired::yes(
-        kinds::READY,
-        "Published",
-        format!(
-            "serial {serial} published: {} records from {accepted} accepted Records",
-            assembly.zone.record_count
-        ),
-    );
-    let degraded = if !rejected.is_empty() {
+    let problems = match fleet {
+        Fleet::Seen(view) => view.problems.as_deref(),
+        _ => None,
+    };
+    if let Some((attempted, error)) = failed {
+        Desired::yes(
+            kinds::DEGRADED,
+            reasons::PUBLISH_FAILED,
+            format!("serial {attempted} could not be published: {error}"),
+        )
+    } else if !rejected.is_empty() {
         Desired::yes(
             kinds::DEGRADED,
             "RecordsRejected",
             format!("{} Records rejected: {}", rejected.len(), list(&rejected)),
         )
-    } else if let Some(problem) = fleet_problem {
-        Desired::yes(kinds::DEGRADED, "ServersNotSynced", problem)
+    } else if let Some(problem) = problems {
+        Desired::yes(kinds::DEGRADED, reasons::SERVERS_NOT_SYNCED, problem)
     } else if !assembly.warnings.is_empty() {
         Desired::yes(kinds::DEGRADED, "MissingGlue", assembly.warnings.join("; "))
     } else {
-        Desired::no(kinds::DEGRADED, "AsExpected", "all Records accepted")
-    };
-    ZoneStatus {
-        serial: Some(serial),
-        digest: Some(assembly.zone.digest_hex()),
-        record_count: Some(assembly.zone.record_count),
-        observed_generation: generation,
-        conditions: vec![
-            condition(existing, ready, generation, now),
-            condition(existing, degraded, generation, now),
-        ],
-        servers: None,
+        Desired::no(
+            kinds::DEGRADED,
+            reasons::AS_EXPECTED,
+            "all Records accepted",
+        )
     }
 }
 
-/// The Zone's status when its spec cannot be assembled: the last good serial stays.
-pub fn zone_failed_status(
-    current: Option<&ZoneStatus>,
-    generation: Option<i64>,
-    error: &str,
-    now: Timestamp,
-) -> ZoneStatus {
-    let existing = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    ZoneStatus {
-        serial: current.and_then(|s| s.serial),
-        digest: current.and_then(|s| s.digest.clone()),
-        record_count: current.and_then(|s| s.record_count),
-        observed_generation: generation,
-        conditions: vec![
-            condition(
-                existing,
-                Desired::no(kinds::READY, "InvalidSpec", error),
-                generation,
-                now,
-            ),
-            condition(
-                existing,
-                Desired::yes(kinds::DEGRADED, "InvalidSpec", error),
-                generation,
-                now,
-            ),
-        ],
-        servers: None,
-    }
-}
-
-/// A Record's status for its verdict in the zone version `zone_serial`.
+/// A Record's status for its verdict, in a zone whose current version is `zone_serial`.
 pub fn record_status(
     current: Option<&RecordStatus>,
     generation: Option<i64>,
     verdict: &Verdict,
     zone_serial: u32,
     values: &[String],
+    fleet: Fleet<'_>,
     now: Timestamp,
 ) -> RecordStatus {
     let existing = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let (accepted, serial) = match verdict {
+    let (accepted, programmed, serial) = match verdict {
         Verdict::Accepted => {
             let was_accepted = existing
                 .iter()
@@ -261,29 +455,67 @@ pub fn record_status(
                 Some(serial) if was_accepted && unchanged => serial,
                 _ => zone_serial,
             };
+            let programmed = match fleet.serves(first_serial) {
+                None => Desired::yes(
+                    kinds::PROGRAMMED,
+                    reasons::PUBLISHED,
+                    format!(
+                        "published in zone serial {first_serial}; the fleet health checker is off, so serving is not verified"
+                    ),
+                ),
+                Some(Ok(())) => Desired::yes(
+                    kinds::PROGRAMMED,
+                    reasons::SERVED,
+                    format!("every ready DNS pod serves zone serial {first_serial} or newer"),
+                ),
+                Some(Err((reason, message))) => {
+                    let reason = if reason == reasons::PROGRESSING {
+                        reasons::NOT_SERVED
+                    } else {
+                        reason
+                    };
+                    Desired::no(kinds::PROGRAMMED, reason, message)
+                }
+            };
             (
                 Desired::yes(
                     kinds::ACCEPTED,
                     "Accepted",
                     format!("part of zone serial {first_serial}"),
                 ),
+                programmed,
                 Some(first_serial),
             )
         }
         Verdict::Rejected { reason, message } => (
             Desired::no(kinds::ACCEPTED, reason.as_str(), message.clone()),
+            Desired::no(
+                kinds::PROGRAMMED,
+                reasons::NOT_ACCEPTED,
+                format!("not part of the zone: {}", reason.as_str()),
+            ),
             None,
         ),
     };
+    let ready = if accepted.status != "True" {
+        Desired::no(kinds::READY, &accepted.reason, accepted.message.clone())
+    } else if programmed.status != "True" {
+        Desired::no(kinds::READY, &programmed.reason, programmed.message.clone())
+    } else {
+        Desired::yes(kinds::READY, &programmed.reason, programmed.message.clone())
+    };
     RecordStatus {
-        conditions: vec![condition(existing, accepted, generation, now)],
+        conditions: [ready, accepted, programmed]
+            .into_iter()
+            .map(|desired| condition(existing, desired, generation, now))
+            .collect(),
         zone_serial: serial,
         observed_generation: generation,
         values: Some(abbreviate(values)),
     }
 }
 
-/// A Record's status when its Zone does not exist.
+/// A Record's status when its Zone does not exist (or is being deleted).
 pub fn record_zone_missing(
     current: Option<&RecordStatus>,
     generation: Option<i64>,
@@ -295,7 +527,7 @@ pub fn record_zone_missing(
         reason: RejectReason::ZoneNotFound,
         message: format!("Zone {zone} does not exist"),
     };
-    record_status(current, generation, &verdict, 0, values, now)
+    record_status(current, generation, &verdict, 0, values, Fleet::Off, now)
 }
 
 /// The values for `kubectl get records`: at most 48 characters, with a count of the rest.
@@ -347,7 +579,7 @@ mod tests {
     fn unchanged_content_keeps_its_serial_and_publishes_nothing() {
         let decision = decide_version(
             Some(&status_with(7, "abc")),
-            None,
+            &[],
             "abc",
             SerialPolicy::Increment,
             t(0),
@@ -366,7 +598,7 @@ mod tests {
     fn changed_content_takes_the_next_serial() {
         let decision = decide_version(
             Some(&status_with(7, "abc")),
-            None,
+            &[],
             "def",
             SerialPolicy::Increment,
             t(0),
@@ -379,7 +611,7 @@ mod tests {
                 publish: true
             }
         );
-        let first = decide_version(None, None, "def", SerialPolicy::Increment, t(0));
+        let first = decide_version(None, &[], "def", SerialPolicy::Increment, t(0));
         assert_eq!(
             first,
             VersionDecision {
@@ -399,7 +631,7 @@ mod tests {
         };
         let same = decide_version(
             Some(&status_with(7, "abc")),
-            Some(&known),
+            std::slice::from_ref(&known),
             "def",
             SerialPolicy::Increment,
             t(0),
@@ -414,7 +646,7 @@ mod tests {
         );
         let changed = decide_version(
             Some(&status_with(7, "abc")),
-            Some(&known),
+            std::slice::from_ref(&known),
             "ghi",
             SerialPolicy::Increment,
             t(0),
@@ -430,7 +662,7 @@ mod tests {
         // Once the cache catches up (or another replica moved on), the status wins.
         let newer = decide_version(
             Some(&status_with(12, "xyz")),
-            Some(&known),
+            std::slice::from_ref(&known),
             "xyz",
             SerialPolicy::Increment,
             t(0),
@@ -490,7 +722,17 @@ mod tests {
             namespace_labels: None,
         };
         let assembly = assemble("dns", &spec, &[record("first", 1), record("second", 2)]).unwrap();
-        let status = zone_status(None, Some(4), &assembly, 9, None, t(0));
+        let status = zone_status(
+            None,
+            Some(4),
+            ZoneOutcome::Assembled {
+                assembly: &assembly,
+                serial: 9,
+                failed: None,
+            },
+            Fleet::Off,
+            t(0),
+        );
         assert_eq!(status.serial, Some(9));
         assert_eq!(status.observed_generation, Some(4));
         let degraded = status
@@ -518,9 +760,25 @@ mod tests {
     #[test]
     fn a_record_keeps_the_serial_that_first_included_it() {
         let values = vec!["192.0.2.1".to_owned()];
-        let first = record_status(None, Some(1), &Verdict::Accepted, 5, &values, t(0));
+        let first = record_status(
+            None,
+            Some(1),
+            &Verdict::Accepted,
+            5,
+            &values,
+            Fleet::Off,
+            t(0),
+        );
         assert_eq!(first.zone_serial, Some(5));
-        let later = record_status(Some(&first), Some(1), &Verdict::Accepted, 9, &values, t(10));
+        let later = record_status(
+            Some(&first),
+            Some(1),
+            &Verdict::Accepted,
+            9,
+            &values,
+            Fleet::Off,
+            t(10),
+        );
         assert_eq!(
             later.zone_serial,
             Some(5),
@@ -532,6 +790,7 @@ mod tests {
             &Verdict::Accepted,
             10,
             &values,
+            Fleet::Off,
             t(20),
         );
         assert_eq!(
@@ -543,7 +802,15 @@ mod tests {
             reason: RejectReason::Conflict,
             message: "clash".into(),
         };
-        let lost = record_status(Some(&edited), Some(2), &rejected, 11, &values, t(30));
+        let lost = record_status(
+            Some(&edited),
+            Some(2),
+            &rejected,
+            11,
+            &values,
+            Fleet::Off,
+            t(30),
+        );
         assert_eq!(lost.zone_serial, None);
         assert_eq!(lost.conditions[0].reason, "Conflict");
     }
@@ -559,24 +826,164 @@ mod tests {
         assert_eq!(abbreviate(&[long]).chars().count(), 49);
     }
 
-    #[test]
-    fn the_fleet_checkers_fields_do_not_count_as_a_change() {
+    fn view(serial: u32, synced: i32, total: i32, lowest: Option<u32>) -> FleetView {
+        FleetView {
+            serial,
+            servers: ServerSummary {
+                total,
+                synced,
+                lagging: Vec::new(),
+                summary: format!("{synced}/{total}"),
+            },
+            lowest,
+            detail: String::new(),
+            problems: None,
+        }
+    }
+
+    fn example_assembly() -> Assembly {
         let spec = serde_json::from_value(serde_json::json!({
             "domain": "example.com", "nameServers": [{"name": "ns.example.net"}],
         }))
         .unwrap();
-        let assembly = assemble("dns", &spec, &[]).unwrap();
-        let desired = zone_status(None, Some(1), &assembly, 3, None, t(0));
+        assemble("dns", &spec, &[]).unwrap()
+    }
+
+    fn find<'a>(conditions: &'a [Condition], kind: &str) -> (&'a str, &'a str) {
+        let c = conditions.iter().find(|c| c.type_ == kind).unwrap();
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    fn published(assembly: &Assembly, serial: u32) -> ZoneOutcome<'_> {
+        ZoneOutcome::Assembled {
+            assembly,
+            serial,
+            failed: None,
+        }
+    }
+
+    #[test]
+    fn ready_means_every_ready_pod_serves_the_serial() {
+        let assembly = example_assembly();
+        let ready = |fleet: Fleet<'_>| {
+            let status = zone_status(None, Some(1), published(&assembly, 3), fleet, t(0));
+            let (s, r) = find(&status.conditions, kinds::READY);
+            (s.to_owned(), r.to_owned())
+        };
+        let pair = |s: &str, r: &str| (s.to_owned(), r.to_owned());
+        assert_eq!(ready(Fleet::Unseen), pair("False", reasons::PROGRESSING));
+        assert_eq!(
+            ready(Fleet::Seen(&view(2, 2, 2, Some(2)))),
+            pair("False", reasons::PROGRESSING),
+            "the pods serve an older serial"
+        );
+        assert_eq!(
+            ready(Fleet::Seen(&view(3, 1, 2, Some(2)))),
+            pair("False", reasons::PROGRESSING)
+        );
+        assert_eq!(
+            ready(Fleet::Seen(&view(3, 2, 2, Some(3)))),
+            pair("True", reasons::SERVED)
+        );
+        assert_eq!(
+            ready(Fleet::Seen(&view(3, 0, 0, None))),
+            pair("False", reasons::SERVERS_NOT_SYNCED),
+            "no ready pods serve nothing"
+        );
+        let mut stuck = view(3, 1, 2, Some(2));
+        stuck.problems = Some("pod dns-b still serves serial 2".into());
+        assert_eq!(
+            ready(Fleet::Seen(&stuck)),
+            pair("False", reasons::SERVERS_NOT_SYNCED)
+        );
+        assert_eq!(ready(Fleet::Off), pair("True", reasons::PUBLISHED));
+        let status = zone_status(
+            None,
+            Some(1),
+            published(&assembly, 3),
+            Fleet::Seen(&view(3, 1, 2, Some(2))),
+            t(0),
+        );
+        assert_eq!(
+            find(&status.conditions, kinds::RECONCILING),
+            ("True", reasons::PROGRESSING)
+        );
+        assert_eq!(
+            find(&status.conditions, kinds::SYNCED),
+            ("False", reasons::PROGRESSING)
+        );
+    }
+
+    #[test]
+    fn a_failed_publish_keeps_the_last_serial_and_says_why() {
+        let assembly = example_assembly();
+        let before = zone_status(
+            None,
+            Some(1),
+            published(&assembly, 3),
+            Fleet::Seen(&view(3, 2, 2, Some(3))),
+            t(0),
+        );
+        let failed = zone_status(
+            Some(&before),
+            Some(2),
+            ZoneOutcome::Assembled {
+                assembly: &assembly,
+                serial: 3,
+                failed: Some((4, "NATS: timed out")),
+            },
+            Fleet::Seen(&view(3, 2, 2, Some(3))),
+            t(5),
+        );
+        assert_eq!(failed.serial, Some(3));
+        assert_eq!(failed.observed_generation, Some(2));
+        assert_eq!(
+            find(&failed.conditions, kinds::READY),
+            ("False", reasons::PUBLISH_FAILED)
+        );
+        let ready = failed
+            .conditions
+            .iter()
+            .find(|c| c.type_ == kinds::READY)
+            .unwrap();
+        assert!(ready.message.contains("serial 4") && ready.message.contains("timed out"));
+        assert!(
+            failed
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(2)),
+            "every condition carries the generation"
+        );
+    }
+
+    #[test]
+    fn a_domain_conflict_stalls_the_zone() {
+        let status = zone_status(
+            None,
+            Some(1),
+            ZoneOutcome::DomainConflict("owned.test. belongs to Zone a/owner"),
+            Fleet::Unseen,
+            t(0),
+        );
+        assert_eq!(status.serial, None);
+        assert_eq!(
+            find(&status.conditions, kinds::READY),
+            ("False", reasons::DOMAIN_CONFLICT)
+        );
+        assert_eq!(
+            find(&status.conditions, kinds::STALLED),
+            ("True", reasons::DOMAIN_CONFLICT)
+        );
+    }
+
+    #[test]
+    fn conditions_of_other_writers_do_not_count_as_a_change() {
+        let assembly = example_assembly();
+        let desired = zone_status(None, Some(1), published(&assembly, 3), Fleet::Off, t(0));
         let mut current = desired.clone();
-        current.servers = Some(zonefleet_api::ServerSummary {
-            total: 3,
-            synced: 2,
-            lagging: vec!["dns-b".into()],
-            summary: "2/3".into(),
-        });
         current.conditions.push(condition(
             &[],
-            Desired::no("Synced", "ServersLagging", "dns-b serves serial 2"),
+            Desired::no("Other", "Something", "written by someone else"),
             Some(1),
             t(0),
         ));
@@ -589,31 +996,90 @@ mod tests {
 
     #[test]
     fn fleet_problems_make_the_zone_degraded() {
-        let spec = serde_json::from_value(serde_json::json!({
-            "domain": "example.com", "nameServers": [{"name": "ns.example.net"}],
-        }))
-        .unwrap();
-        let assembly = assemble("dns", &spec, &[]).unwrap();
+        let assembly = example_assembly();
+        let mut stuck = view(3, 1, 2, Some(2));
+        stuck.problems = Some("pod dns-b still lags".into());
         let status = zone_status(
             None,
             Some(1),
-            &assembly,
-            3,
-            Some("pod dns-b still lags"),
+            published(&assembly, 3),
+            Fleet::Seen(&stuck),
             t(0),
         );
-        let degraded = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == kinds::DEGRADED)
-            .unwrap();
         assert_eq!(
-            (
-                degraded.status.as_str(),
-                degraded.reason.as_str(),
-                degraded.message.as_str()
-            ),
-            ("True", "ServersNotSynced", "pod dns-b still lags")
+            find(&status.conditions, kinds::DEGRADED),
+            ("True", reasons::SERVERS_NOT_SYNCED)
+        );
+    }
+
+    #[test]
+    fn a_record_is_ready_once_every_pod_serves_its_version() {
+        let values = vec!["192.0.2.1".to_owned()];
+        let accepted = Verdict::Accepted;
+        let status =
+            |fleet: Fleet<'_>| record_status(None, Some(3), &accepted, 7, &values, fleet, t(0));
+        let lagging = status(Fleet::Seen(&view(7, 1, 2, Some(6))));
+        assert_eq!(
+            find(&lagging.conditions, kinds::PROGRAMMED),
+            ("False", reasons::NOT_SERVED)
+        );
+        assert_eq!(
+            find(&lagging.conditions, kinds::READY),
+            ("False", reasons::NOT_SERVED)
+        );
+        let served = status(Fleet::Seen(&view(8, 2, 2, Some(8))));
+        assert_eq!(
+            find(&served.conditions, kinds::PROGRAMMED),
+            ("True", reasons::SERVED)
+        );
+        assert_eq!(
+            find(&served.conditions, kinds::READY),
+            ("True", reasons::SERVED)
+        );
+        assert!(
+            served
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(3))
+        );
+        let rejected = Verdict::Rejected {
+            reason: RejectReason::InvalidRData,
+            message: "bad".into(),
+        };
+        let bad = record_status(
+            Some(&served),
+            Some(4),
+            &rejected,
+            9,
+            &values,
+            Fleet::Seen(&view(9, 2, 2, Some(9))),
+            t(1),
+        );
+        assert_eq!(
+            find(&bad.conditions, kinds::READY),
+            ("False", "InvalidRData")
+        );
+        assert_eq!(
+            find(&bad.conditions, kinds::PROGRAMMED),
+            ("False", reasons::NOT_ACCEPTED)
+        );
+        let gone = record_zone_missing(
+            Some(&served),
+            Some(3),
+            &ObjectKey {
+                namespace: "dns".into(),
+                name: "example".into(),
+            },
+            &values,
+            t(2),
+        );
+        assert_eq!(
+            find(&gone.conditions, kinds::PROGRAMMED),
+            ("False", reasons::NOT_ACCEPTED)
+        );
+        assert_eq!(
+            find(&gone.conditions, kinds::READY),
+            ("False", "ZoneNotFound")
         );
     }
 }

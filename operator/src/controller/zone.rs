@@ -23,8 +23,12 @@ use kube::{
 use serde_json::json;
 use zonefleet_api::{NamespaceSelection, Record, RecordStatus, Zone, ZoneStatus};
 
-use super::{Context, FIELD_MANAGER, PublishedVersion, ZONE_FINALIZER, guarded, key_of, status};
+use super::{
+    Context, FIELD_MANAGER, PublishedVersion, ZONE_FINALIZER, guarded, key_of,
+    status::{self, Fleet, ZoneOutcome},
+};
 use crate::{
+    domains,
     error::{Error, Result},
     publish::ZoneVersion,
     zone::{self, Assembly, ObjectKey, RecordInput, Verdict},
@@ -71,15 +75,142 @@ pub(crate) fn records_of(ctx: &Context, zone: &ObjectKey) -> Vec<Arc<Deserialize
 }
 
 async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
+    let key = key_of(zone);
+    let now = Timestamp::now();
     // 1. Fetch. The Records come from the store, which `controller::run` saw complete its
     //    first list before any reconcile, so a restart never assembles from a partial list.
-    let key = key_of(zone);
     let records: Vec<Arc<Record>> = records_of(ctx, &key)
         .into_iter()
         .filter_map(|guard| guard.0.as_ref().ok().map(|r| Arc::new(r.clone())))
         .collect();
-    let labels = namespace_labels(ctx, zone, &records).await?;
-    let inputs: Vec<RecordInput> = records
+    let claims = claims(ctx);
+    let me = domains::Claim::of(zone);
+    ctx.announce_claim(zone, me.as_ref(), &claims);
+
+    // 2. Ownership: a Zone that does not own its domain publishes nothing.
+    let child_zones = match me.as_ref().map(|me| (me, domains::standing(me, &claims))) {
+        Some((me, domains::Standing::Conflict(conflict))) => {
+            return domain_conflict(zone, ctx, &records, &conflict.message(me), now).await;
+        }
+        Some((_, domains::Standing::Owner { child_zones })) => child_zones,
+        None => Vec::new(),
+    };
+
+    // 3. Assemble.
+    let inputs = record_inputs(ctx, zone, &records).await?;
+    let generation = zone.meta().generation;
+    let assembly =
+        match zone::assemble_with_children(&key.namespace, &zone.spec, &inputs, &child_zones) {
+            Ok(assembly) => assembly,
+            Err(e) => {
+                let message = e.to_string();
+                let status = status::zone_status(
+                    zone.status.as_ref(),
+                    generation,
+                    ZoneOutcome::InvalidSpec(&message),
+                    ctx.fleet_of(&key).as_fleet(),
+                    now,
+                );
+                write_zone_status(ctx, zone, &status, false).await?;
+                if !has_ready_reason(zone, status::reasons::INVALID_SPEC) {
+                    ctx.event(zone, EventType::Warning, "InvalidSpec", message)
+                        .await;
+                }
+                return Err(e.into());
+            }
+        };
+    let digest = assembly.zone.digest_hex();
+    tracing::debug!(zone = %key, records = records.len(), %digest,
+        current = ?zone.status.as_ref().and_then(|s| s.serial), "assembled");
+
+    // 4. Decide the serial.
+    let decision = decide(ctx, zone, &key, &digest).await?;
+
+    // 5. Publish (or make sure the distribution still holds the current version).
+    let published = publish(ctx, zone, &key, &assembly, decision).await;
+    let failed = published
+        .as_ref()
+        .err()
+        .map(|e| (decision.serial, e.to_string()));
+
+    // 6. Status: the Zone's, then each Record's.
+    let serial = match failed {
+        Some(_) => decision.previous.unwrap_or(decision.serial),
+        None => decision.serial,
+    };
+    let fleet = ctx.fleet_of(&key);
+    let zone_status = status::zone_status(
+        zone.status.as_ref(),
+        generation,
+        ZoneOutcome::Assembled {
+            assembly: &assembly,
+            serial,
+            failed: failed.as_ref().map(|(s, e)| (*s, e.as_str())),
+        },
+        fleet.as_fleet(),
+        now,
+    );
+    if !status::zone_status_unchanged(zone.status.as_ref(), &zone_status) {
+        write_zone_status(
+            ctx,
+            zone,
+            &zone_status,
+            decision.publish && failed.is_none(),
+        )
+        .await?;
+    }
+    if let Err(e) = published {
+        if !has_ready_reason(zone, status::reasons::PUBLISH_FAILED) {
+            ctx.event(
+                zone,
+                EventType::Warning,
+                "PublishFailed",
+                failed.map(|f| f.1).unwrap_or_default(),
+            )
+            .await;
+        }
+        return Err(e);
+    }
+    write_record_statuses(
+        ctx,
+        &records,
+        &assembly.verdicts,
+        decision.serial,
+        fleet.as_fleet(),
+        now,
+    )
+    .await?;
+    ctx.tally(&key, Some(tally(&assembly)));
+    Ok(Action::await_change())
+}
+
+/// Every Zone in the store, as ownership claims.
+fn claims(ctx: &Context) -> Vec<domains::Claim> {
+    ctx.zones
+        .state()
+        .iter()
+        .filter_map(|guard| guard.0.as_ref().ok().and_then(domains::Claim::of))
+        .collect()
+}
+
+/// True if the Zone's `Ready` condition already has `reason` (so its Event was sent).
+fn has_ready_reason(zone: &Zone, reason: &str) -> bool {
+    zone.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == status::kinds::READY && c.reason == reason)
+    })
+}
+
+/// The Records as assembly needs them, with their namespaces' labels where the Zone admits
+/// namespaces by selector.
+async fn record_inputs(
+    ctx: &Context,
+    zone: &Zone,
+    records: &[Arc<Record>],
+) -> Result<Vec<RecordInput>> {
+    let labels = namespace_labels(ctx, zone, records).await?;
+    Ok(records
         .iter()
         .map(|r| RecordInput {
             key: key_of(r.as_ref()),
@@ -87,108 +218,140 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
             spec: r.spec.clone(),
             namespace_labels: labels.get(&r.namespace().unwrap_or_default()).cloned(),
         })
+        .collect())
+}
+
+/// The serial of the assembled content: the newest of the Zone's status, what this replica
+/// last published, and — for a Zone that has published nothing yet, such as one taking over
+/// a domain — what the distribution holds for the domain.
+async fn decide(
+    ctx: &Context,
+    zone: &Zone,
+    key: &ObjectKey,
+    digest: &str,
+) -> Result<status::VersionDecision> {
+    let mut known: Vec<PublishedVersion> = ctx
+        .published
+        .lock()
+        .ok()
+        .and_then(|p| p.get(key).cloned())
+        .into_iter()
         .collect();
-
-    // 2–4. Validate, assemble, digest.
-    let now = Timestamp::now();
-    let generation = zone.meta().generation;
-    let assembly = match zone::assemble(&key.namespace, &zone.spec, &inputs) {
-        Ok(assembly) => assembly,
-        Err(e) => {
-            let failed =
-                status::zone_failed_status(zone.status.as_ref(), generation, &e.to_string(), now);
-            write_zone_status(ctx, zone, &failed, false).await?;
-            ctx.event(zone, EventType::Warning, "InvalidSpec", e.to_string())
-                .await;
-            return Err(e.into());
+    let recorded = zone.status.as_ref().and_then(|s| s.serial);
+    if recorded.is_none() && known.is_empty() {
+        ctx.ensure_leading()?;
+        if let Some((serial, digest)) = ctx.publisher.current(&zone.spec.domain).await? {
+            tracing::info!(zone = %key, serial, "continuing the serial the distribution holds for the domain");
+            known.push(PublishedVersion { serial, digest });
         }
-    };
-
-    let digest = assembly.zone.digest_hex();
-    tracing::debug!(zone = %key, records = records.len(), %digest,
-        current = ?zone.status.as_ref().and_then(|s| s.serial), "assembled");
-
-    // 5. The serial.
-    let known = ctx.published.lock().ok().and_then(|p| p.get(&key).cloned());
-    let decision = status::decide_version(
+    }
+    Ok(status::decide_version(
         zone.status.as_ref(),
-        known.as_ref(),
-        &digest,
+        &known,
+        digest,
         zone.spec.serial_policy,
+        Timestamp::now(),
+    ))
+}
+
+/// Publishes a new version, or makes sure the distribution still holds the current one
+/// (NATS may have lost it, or this process never published it).
+async fn publish(
+    ctx: &Context,
+    zone: &Zone,
+    key: &ObjectKey,
+    assembly: &Assembly,
+    decision: status::VersionDecision,
+) -> Result<()> {
+    ctx.ensure_leading()?;
+    let version = ZoneVersion {
+        zone: key.clone(),
+        serial: decision.serial,
+        previous_serial: decision.previous.filter(|_| decision.publish),
+        content: Arc::new(assembly.zone.clone()),
+    };
+    if !decision.publish {
+        ctx.publisher.ensure(&version).await?;
+        return Ok(());
+    }
+    let started = Instant::now();
+    ctx.publisher.publish(&version).await?;
+    ctx.metrics
+        .publish_duration
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics.published_versions.inc();
+    let digest = assembly.zone.digest_hex();
+    if let Some(notices) = &ctx.publish_notices {
+        let _ = notices.send(crate::fleet::PublishNotice {
+            zone: key.clone(),
+            origin: assembly.zone.origin.to_string(),
+            serial: decision.serial,
+            digest: digest.clone(),
+            at: Instant::now(),
+        });
+    }
+    if let Ok(mut published) = ctx.published.lock() {
+        let version = PublishedVersion {
+            serial: decision.serial,
+            digest: digest.clone(),
+        };
+        published.insert(key.clone(), version);
+    }
+    tracing::info!(zone = %key, serial = decision.serial, previous = ?decision.previous,
+        records = assembly.zone.record_count, %digest, "published zone version");
+    ctx.event_once(
+        zone,
+        EventType::Normal,
+        "Published",
+        format!(
+            "serial {} with {} records",
+            decision.serial, assembly.zone.record_count
+        ),
+    )
+    .await;
+    Ok(())
+}
+
+/// A Zone that does not own its domain: `DomainConflict` on it and its Records, and
+/// nothing published.
+async fn domain_conflict(
+    zone: &Zone,
+    ctx: &Context,
+    records: &[Arc<Record>],
+    message: &str,
+    now: Timestamp,
+) -> Result<Action> {
+    let key = key_of(zone);
+    let status = status::zone_status(
+        zone.status.as_ref(),
+        zone.meta().generation,
+        ZoneOutcome::DomainConflict(message),
+        ctx.fleet_of(&key).as_fleet(),
         now,
     );
-
-    // 6. Publish a new version.
-    if decision.publish {
-        ctx.ensure_leading()?;
-        let version = ZoneVersion {
-            zone: key.clone(),
-            serial: decision.serial,
-            previous_serial: decision.previous,
-            content: Arc::new(assembly.zone.clone()),
-        };
-        let started = Instant::now();
-        ctx.publisher.publish(&version).await?;
-        ctx.metrics
-            .publish_duration
-            .observe(started.elapsed().as_secs_f64());
-        ctx.metrics.published_versions.inc();
-        if let Some(notices) = &ctx.publish_notices {
-            let _ = notices.send(crate::fleet::PublishNotice {
-                zone: key.clone(),
-                origin: assembly.zone.origin.to_string(),
-                serial: decision.serial,
-                digest: digest.clone(),
-                at: std::time::Instant::now(),
-            });
-        }
-        if let Ok(mut published) = ctx.published.lock() {
-            let version = PublishedVersion {
-                serial: decision.serial,
-                digest: digest.clone(),
-            };
-            published.insert(key.clone(), version);
-        }
-        tracing::info!(zone = %key, serial = decision.serial, previous = ?decision.previous,
-            records = assembly.zone.record_count, %digest, "published zone version");
+    if !status::zone_status_unchanged(zone.status.as_ref(), &status) {
+        write_zone_status(ctx, zone, &status, false).await?;
+    }
+    if !has_ready_reason(zone, status::reasons::DOMAIN_CONFLICT) {
+        tracing::warn!(zone = %key, message, "domain conflict");
         ctx.event(
             zone,
-            EventType::Normal,
-            "Published",
-            format!(
-                "serial {} with {} records",
-                decision.serial, assembly.zone.record_count
-            ),
+            EventType::Warning,
+            "DomainConflict",
+            message.to_owned(),
         )
         .await;
-    } else {
-        // Unchanged: make sure the distribution still holds this version (NATS may have
-        // lost it, or this process never published it).
-        ctx.ensure_leading()?;
-        let version = ZoneVersion {
-            zone: key.clone(),
-            serial: decision.serial,
-            previous_serial: None,
-            content: Arc::new(assembly.zone.clone()),
-        };
-        ctx.publisher.ensure(&version).await?;
     }
-
-    // 7. Status: the Zone's, then each Record's.
-    let fleet_problem = crate::fleet::report::problems_of(ctx, &key);
-    let zone_status = status::zone_status(
-        zone.status.as_ref(),
-        generation,
-        &assembly,
-        decision.serial,
-        fleet_problem.as_deref(),
-        now,
-    );
-    if !status::zone_status_unchanged(zone.status.as_ref(), &zone_status) {
-        write_zone_status(ctx, zone, &zone_status, decision.publish).await?;
-    }
-    write_record_statuses(ctx, &records, &assembly, decision.serial, now).await?;
-    ctx.tally(&key, Some(tally(&assembly)));
+    let verdict = Verdict::Rejected {
+        reason: zone::RejectReason::DomainConflict,
+        message: format!("Zone {key} does not serve its domain: {message}"),
+    };
+    let verdicts = records
+        .iter()
+        .map(|r| (key_of(r.as_ref()), verdict.clone()))
+        .collect();
+    write_record_statuses(ctx, records, &verdicts, 0, Fleet::Off, now).await?;
+    ctx.tally(&key, None);
     Ok(Action::await_change())
 }
 
@@ -283,21 +446,23 @@ async fn write_zone_status(
 async fn write_record_statuses(
     ctx: &Context,
     records: &[Arc<Record>],
-    assembly: &Assembly,
+    verdicts: &BTreeMap<ObjectKey, Verdict>,
     serial: u32,
+    fleet: Fleet<'_>,
     now: Timestamp,
 ) -> Result<()> {
     const CONCURRENT_WRITES: usize = 8;
     let changes: Vec<(Arc<Record>, Verdict, RecordStatus)> = records
         .iter()
         .filter_map(|record| {
-            let verdict = assembly.verdicts.get(&key_of(record.as_ref()))?;
+            let verdict = verdicts.get(&key_of(record.as_ref()))?;
             let desired = status::record_status(
                 record.status.as_ref(),
                 record.meta().generation,
                 verdict,
                 serial,
                 &record.spec.values,
+                fleet,
                 now,
             );
             (!status::record_status_unchanged(record.status.as_ref(), &desired))
@@ -360,19 +525,36 @@ pub async fn write_record_status(
     }
 }
 
-/// A Zone is going: retract it, and tell its Records.
+/// A Zone is going: retract its domain unless another Zone takes it over, and tell its
+/// Records.
 async fn cleanup(zone: &Zone, ctx: &Context) -> Result<Action> {
     ctx.ensure_leading()?;
     let key = key_of(zone);
-    ctx.publisher.retract(&key, &zone.spec.domain).await?;
-    tracing::info!(zone = %key, domain = %zone.spec.domain, "retracted zone");
-    ctx.event(
-        zone,
-        EventType::Normal,
-        "Retracted",
-        format!("zone {} retracted", zone.spec.domain),
-    )
-    .await;
+    let claims = claims(ctx);
+    let me = domains::Claim::of(zone);
+    ctx.announce_claim(zone, me.as_ref(), &claims);
+    let successor = me
+        .as_ref()
+        .and_then(|me| domains::successor(me, &claims).map(|s| s.key.clone()));
+    match successor {
+        Some(successor) => {
+            // The distribution keeps serving the domain; the successor publishes its own
+            // version over it, continuing the serial.
+            tracing::info!(zone = %key, %successor, domain = %zone.spec.domain,
+                "zone deleted; its domain stays with another Zone");
+        }
+        None => {
+            ctx.publisher.retract(&key, &zone.spec.domain).await?;
+            tracing::info!(zone = %key, domain = %zone.spec.domain, "retracted zone");
+            ctx.event(
+                zone,
+                EventType::Normal,
+                "Retracted",
+                format!("zone {} retracted", zone.spec.domain),
+            )
+            .await;
+        }
+    }
     let now = Timestamp::now();
     for guard in records_of(ctx, &key) {
         let Ok(record) = &guard.0 else { continue };
@@ -387,9 +569,6 @@ async fn cleanup(zone: &Zone, ctx: &Context) -> Result<Action> {
             write_record_status(ctx, record, &desired).await?;
         }
     }
-    ctx.tally(&key, None);
-    if let Ok(mut published) = ctx.published.lock() {
-        published.remove(&key);
-    }
+    ctx.forget_zone(&key);
     Ok(Action::await_change())
 }

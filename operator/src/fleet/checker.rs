@@ -92,11 +92,6 @@ struct Checker {
     propagations: HashMap<ObjectKey, Propagation>,
     /// Zones a pod serves that are no longer published (apex, per pod).
     stale: HashMap<String, HashSet<String>>,
-    /// When each zone was last published: its Records' statuses are looked at again for a
-    /// while after, since the Zone controller writes them just after publishing.
-    published: HashMap<ObjectKey, Instant>,
-    /// Set by a sweep: every zone's Records are looked at in the next report.
-    all_records_due: bool,
     /// Set when verdicts or endpoints changed since the last report.
     dirty: bool,
     /// Where finished re-sync requests report: pod, zones, result.
@@ -130,8 +125,6 @@ pub async fn run(
         repairs: HashMap::new(),
         propagations: HashMap::new(),
         stale: HashMap::new(),
-        published: HashMap::new(),
-        all_records_due: false,
         dirty: false,
         resync_done,
         settings,
@@ -167,7 +160,7 @@ pub async fn run(
             _ = sweep.tick() => checker.sweep().await,
             _ = tick.tick() => checker.follow_up().await,
         }
-        checker.report().await;
+        checker.report();
     }
 }
 
@@ -314,7 +307,6 @@ impl Checker {
                     deadline: notice.at + self.settings.publish_deadline,
                 },
             );
-            self.published.insert(notice.zone, notice.at);
         }
         let pods: Vec<String> = self.endpoints.keys().cloned().collect();
         let pairs = self.pairs_of(&pods, Some(&zones));
@@ -328,7 +320,6 @@ impl Checker {
         let pairs = self.pairs_of(&pods, None);
         let count = pairs.len();
         self.check(pairs).await;
-        self.all_records_due = true;
         let took = started.elapsed();
         self.ctx
             .metrics
@@ -651,11 +642,10 @@ impl Checker {
         self.check(pairs).await;
     }
 
-    /// Writes what changed: Zone `servers` and `Synced`, Record `Programmed`, gauges.
-    async fn report(&mut self) {
-        const RECENT: Duration = Duration::from_secs(10);
-        self.published.retain(|_, at| at.elapsed() < RECENT);
-        if !self.dirty && !self.all_records_due && self.published.is_empty() {
+    /// Reports what changed to the Zone controller (which writes the statuses), and sets
+    /// the gauges.
+    fn report(&mut self) {
+        if !self.dirty {
             return;
         }
         self.dirty = false;
@@ -692,13 +682,8 @@ impl Checker {
                 pairs_text(&pairs, &target.expected),
             ));
         }
-        self.ctx.metrics.fleet.out_of_sync_total.set(total_out);
-        let records_due: HashSet<ObjectKey> = if std::mem::take(&mut self.all_records_due) {
-            self.targets.keys().cloned().collect()
-        } else {
-            self.published.keys().cloned().collect()
-        };
-        self.reporter.write(summaries, &records_due).await;
+        self.ctx.metrics.fleet.out_of_sync_pairs.set(total_out);
+        self.reporter.update(summaries);
     }
 }
 

@@ -1,45 +1,28 @@
-//! What the checker tells: the Zone's `servers` and `Synced` condition, each Record's
-//! `Programmed` condition, Events naming pods, and the fleet problems the Zone controller
-//! folds into `Degraded`.
-//!
-//! Statuses are written with server-side apply under their own field manager, so they never
-//! contend with the Zone controller's fields (the condition lists are keyed by type).
+//! What the checker tells: each zone's fleet view (how many ready pods serve which
+//! serial), which the Zone controller turns into `servers`, `Synced`, `Ready` and the
+//! Records' `Programmed`; Events naming pods; and the fleet problems the Zone controller
+//! folds into `Degraded` and `Ready`. The checker writes no status itself.
 
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
 };
 
-use futures::{StreamExt, stream};
-use k8s_openapi::{api::core::v1::ObjectReference, jiff::Timestamp};
-use kube::{
-    Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::{
-        events::{Event, EventType},
-        reflector::ObjectRef,
-    },
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
+use kube::runtime::{
+    events::{Event, EventType},
+    reflector::ObjectRef,
 };
-use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::warn;
-use zonefleet_api::{Condition, Record, ServerSummary, Zone};
+use zonefleet_api::{ServerSummary, Zone};
 
 use super::health::{Expected, Verdict};
 use crate::{
-    controller::{
-        Context,
-        status::{Desired, condition},
-    },
+    controller::{Context, FleetView},
     zone::ObjectKey,
 };
-
-/// The field manager of what the checker writes.
-pub const FIELD_MANAGER: &str = "zonefleet-fleet-health";
-/// The Zone condition: every ready DNS pod serves the latest version.
-pub const SYNCED: &str = "Synced";
-/// The Record condition: every ready DNS pod serves a version that includes it.
-pub const PROGRAMMED: &str = "Programmed";
 
 /// What one zone's check says, for the status.
 pub type ZoneReport = (ObjectKey, Expected, ServerSummary, Option<u32>, String);
@@ -50,7 +33,7 @@ pub struct Reporter {
     ctx: Arc<Context>,
     reconcile: mpsc::UnboundedSender<ObjectKey>,
     pod_namespace: String,
-    written: HashMap<ObjectKey, (ServerSummary, String, String)>,
+    written: HashMap<ObjectKey, FleetView>,
 }
 
 impl Reporter {
@@ -151,6 +134,9 @@ impl Reporter {
         reason: &'static str,
         note: String,
     ) {
+        if self.ctx.ensure_leading().is_err() {
+            return;
+        }
         let Some(zone) = self.zone(key) else { return };
         let related = ObjectReference {
             api_version: Some("v1".into()),
@@ -174,63 +160,26 @@ impl Reporter {
         });
     }
 
-    /// Writes the Zone statuses that changed, and the `Programmed` conditions of the
-    /// Records of those zones and of `records_due` (zones just published, or all after a
-    /// sweep) where they differ.
-    pub async fn write(
-        &mut self,
-        reports: Vec<ZoneReport>,
-        records_due: &std::collections::HashSet<ObjectKey>,
-    ) {
-        let now = Timestamp::now();
-        let mut writes = Vec::new();
-        for (key, expected, summary, lowest, text) in reports {
-            let synced = synced_condition(&summary, &expected, &text);
-            let state = (
-                summary.clone(),
-                synced.status.to_owned(),
-                synced.message.clone(),
-            );
-            let zone_changed = self.written.get(&key) != Some(&state);
-            if !zone_changed && !records_due.contains(&key) {
-                continue;
-            }
-            let Some(zone) = self.zone(&key) else {
-                continue;
+    /// Hands the zones' views to the Zone controller: those that changed are stored in the
+    /// context and their Zones reconciled, which writes `servers`, `Synced`, `Ready` and
+    /// the Records' `Programmed`.
+    pub fn update(&mut self, reports: Vec<ZoneReport>) {
+        for (key, expected, servers, lowest, detail) in reports {
+            let view = FleetView {
+                serial: expected.serial,
+                servers,
+                lowest,
+                detail,
+                problems: None,
             };
-            let condition = zone_changed.then(|| {
-                let existing = zone
-                    .status
-                    .as_ref()
-                    .map(|s| s.conditions.clone())
-                    .unwrap_or_default();
-                condition(&existing, synced, zone.metadata.generation, now)
-            });
-            if zone_changed {
-                self.written.insert(key.clone(), state);
+            if self.written.get(&key) == Some(&view) {
+                continue;
             }
-            writes.push((key, zone, summary, condition, lowest));
-        }
-        let ctx = self.ctx.clone();
-        let failed: Vec<ObjectKey> = stream::iter(writes)
-            .map(|(key, zone, summary, condition, lowest)| {
-                let ctx = ctx.clone();
-                async move {
-                    let zone_ok = match &condition {
-                        Some(condition) => write_zone(&ctx, &zone, &summary, condition).await,
-                        None => true,
-                    };
-                    let records_ok = write_records(&ctx, &key, &summary, lowest, now).await;
-                    (!(zone_ok && records_ok)).then_some(key)
-                }
-            })
-            .buffer_unordered(16)
-            .filter_map(|failed| async move { failed })
-            .collect()
-            .await;
-        // Written again on the next round.
-        for key in failed {
-            self.written.remove(&key);
+            if let Ok(mut views) = self.ctx.fleet_views.lock() {
+                views.insert(key.clone(), view.clone());
+            }
+            self.written.insert(key.clone(), view);
+            let _ = self.reconcile.send(key);
         }
     }
 }
@@ -245,133 +194,6 @@ fn describe(seen: Option<&Verdict>) -> String {
         Some(Verdict::Synced) => "serves the zone".into(),
         None => "serves zones that were deleted".into(),
     }
-}
-
-/// The `Synced` condition for a summary.
-fn synced_condition(summary: &ServerSummary, expected: &Expected, lagging: &str) -> Desired {
-    if summary.total == 0 {
-        Desired::no(SYNCED, "NoServers", "no ready DNS pods")
-    } else if summary.synced == summary.total {
-        Desired::yes(
-            SYNCED,
-            "AllServersSynced",
-            format!(
-                "{}/{} ready DNS pods serve serial {}",
-                summary.synced, summary.total, expected.serial
-            ),
-        )
-    } else {
-        Desired::no(
-            SYNCED,
-            "ServersLagging",
-            format!(
-                "{}/{} ready DNS pods serve serial {}; {lagging}",
-                summary.synced, summary.total, expected.serial
-            ),
-        )
-    }
-}
-
-async fn write_zone(
-    ctx: &Context,
-    zone: &Zone,
-    summary: &ServerSummary,
-    synced: &Condition,
-) -> bool {
-    let api: Api<Zone> = Api::namespaced(ctx.client.clone(), &zone.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": Zone::api_version(&()),
-        "kind": Zone::kind(&()),
-        "status": {"servers": summary, "conditions": [synced]},
-    });
-    match api
-        .patch_status(
-            &zone.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(patch),
-        )
-        .await
-    {
-        Ok(_) => true,
-        Err(kube::Error::Api(s)) if s.code == 404 => true,
-        Err(error) => {
-            warn!(zone = %zone.name_any(), %error, "cannot write the Zone's servers");
-            false
-        }
-    }
-}
-
-/// Sets `Programmed` on the zone's accepted Records: true when every ready pod serves a
-/// version at least as new as the Record's `zoneSerial`.
-async fn write_records(
-    ctx: &Context,
-    zone: &ObjectKey,
-    summary: &ServerSummary,
-    lowest: Option<u32>,
-    now: Timestamp,
-) -> bool {
-    let mut ok = true;
-    for guard in crate::controller::zone::records_of(ctx, zone) {
-        let Ok(record) = &guard.0 else { continue };
-        let Some(status) = &record.status else {
-            continue;
-        };
-        let accepted = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Accepted" && c.status == "True");
-        let Some(since) = status.zone_serial.filter(|_| accepted) else {
-            continue;
-        };
-        let served =
-            summary.total > 0 && lowest.is_some_and(|low| !crate::serial::is_newer(since, low));
-        let desired = if served {
-            Desired::yes(
-                PROGRAMMED,
-                "Served",
-                format!(
-                    "every ready DNS pod ({}) serves serial {since} or newer",
-                    summary.total
-                ),
-            )
-        } else if summary.total == 0 {
-            Desired::no(PROGRAMMED, "NoServers", "no ready DNS pods")
-        } else {
-            Desired::no(
-                PROGRAMMED,
-                "NotServed",
-                format!("not every ready DNS pod serves serial {since} yet"),
-            )
-        };
-        let current = status.conditions.iter().find(|c| c.type_ == PROGRAMMED);
-        if current.is_some_and(|c| c.status == desired.status && c.reason == desired.reason) {
-            continue;
-        }
-        let programmed = condition(&status.conditions, desired, record.metadata.generation, now);
-        let api: Api<Record> =
-            Api::namespaced(ctx.client.clone(), &record.namespace().unwrap_or_default());
-        let patch = json!({
-            "apiVersion": Record::api_version(&()),
-            "kind": Record::kind(&()),
-            "status": {"conditions": [programmed]},
-        });
-        match api
-            .patch_status(
-                &record.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(patch),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(error) => {
-                warn!(record = %record.name_any(), %error, "cannot write Programmed");
-                ok = false;
-            }
-        }
-    }
-    ok
 }
 
 /// The fleet problems of a zone, for its `Degraded` condition.

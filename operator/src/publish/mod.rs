@@ -2,14 +2,13 @@
 //!
 //! The controller hands every new zone version to a [`ZonePublisher`], and a deleted zone's
 //! retraction too. [`NatsPublisher`] distributes them over NATS JetStream; [`LogPublisher`]
-//! stands in where no distribution is configured, and [`MemoryPublisher`] records what it is
-//! given, for tests.
+//! stands in where no distribution is configured.
 
 mod nats;
 
 pub use nats::{NatsPublisher, NatsSettings};
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
@@ -44,6 +43,15 @@ pub trait ZonePublisher: Send + Sync {
         let _ = version;
         Box::pin(async { Ok(()) })
     }
+    /// The version the distribution holds for `domain` (serial and digest in hex), if any:
+    /// a Zone taking over a domain continues from it, so the serial never goes backwards.
+    fn current<'a>(
+        &'a self,
+        domain: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(u32, String)>, PublishError>> {
+        let _ = domain;
+        Box::pin(async { Ok(None) })
+    }
     /// Publishes that a zone is gone.
     fn retract<'a>(
         &'a self,
@@ -76,47 +84,5 @@ impl ZonePublisher for LogPublisher {
             tracing::info!(%zone, domain, "zone retracted (no distribution configured)");
             Ok(())
         })
-    }
-}
-
-/// What a [`MemoryPublisher`] was given.
-#[derive(Clone, Debug)]
-pub enum Published {
-    /// A version.
-    Version(ZoneVersion),
-    /// A retraction.
-    Retraction(ObjectKey),
-}
-
-/// Records everything in memory.
-#[derive(Debug, Default)]
-pub struct MemoryPublisher {
-    log: Mutex<Vec<Published>>,
-}
-
-impl MemoryPublisher {
-    /// Everything published so far.
-    pub fn published(&self) -> Vec<Published> {
-        self.log.lock().map(|log| log.clone()).unwrap_or_default()
-    }
-}
-
-impl ZonePublisher for MemoryPublisher {
-    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
-        if let Ok(mut log) = self.log.lock() {
-            log.push(Published::Version(version.clone()));
-        }
-        Box::pin(async { Ok(()) })
-    }
-
-    fn retract<'a>(
-        &'a self,
-        zone: &'a ObjectKey,
-        _domain: &'a str,
-    ) -> BoxFuture<'a, Result<(), PublishError>> {
-        if let Ok(mut log) = self.log.lock() {
-            log.push(Published::Retraction(zone.clone()));
-        }
-        Box::pin(async { Ok(()) })
     }
 }

@@ -140,7 +140,7 @@ impl NatsPublisher {
     /// The version of a zone in the store, if it is the one with `serial`.
     async fn stored(&self, name: &str, serial: u32) -> Option<Snapshot> {
         let info = self.store.info(name).await.ok()?;
-        if info.metadata.get(META_SERIAL) != Some(&serial.to_string()) {
+        if info.deleted || info.metadata.get(META_SERIAL) != Some(&serial.to_string()) {
             return None;
         }
         let mut object = self.store.get(name).await.ok()?;
@@ -334,9 +334,12 @@ impl ZonePublisher for NatsPublisher {
             if known {
                 return Ok(());
             }
+            // A retraction deletes the object, but its info (and metadata) stay readable,
+            // marked deleted: that is no version at all.
             let stored = match self.store.info(&name).await {
                 Ok(info) => {
-                    info.metadata.get(META_SERIAL) == Some(&version.serial.to_string())
+                    !info.deleted
+                        && info.metadata.get(META_SERIAL) == Some(&version.serial.to_string())
                         && info.metadata.get(META_DIGEST) == Some(&zonefleet_wire::hex(&digest))
                 }
                 Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => false,
@@ -356,6 +359,25 @@ impl ZonePublisher for NatsPublisher {
                 ..version.clone()
             };
             self.publish_version(&again).await
+        })
+    }
+
+    fn current<'a>(
+        &'a self,
+        domain: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(u32, String)>, PublishError>> {
+        Box::pin(async move {
+            let name = self.layout.object_name(domain);
+            match self.store.info(&name).await {
+                Ok(info) if !info.deleted => Ok(info
+                    .metadata
+                    .get(META_SERIAL)
+                    .and_then(|serial| serial.parse().ok())
+                    .zip(info.metadata.get(META_DIGEST).cloned())),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(None),
+                Err(e) => Err(failed("reading the snapshot bucket")(e.to_string())),
+            }
         })
     }
 

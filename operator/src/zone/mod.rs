@@ -78,6 +78,8 @@ pub enum RejectReason {
     OutOfZone,
     /// The owner lies at or below a delegation, where this data is not served.
     Occluded,
+    /// The Zone does not own its domain, so none of its Records are served.
+    DomainConflict,
 }
 
 impl RejectReason {
@@ -90,6 +92,7 @@ impl RejectReason {
             RejectReason::NamespaceNotAllowed => "NamespaceNotAllowed",
             RejectReason::OutOfZone => "OutOfZone",
             RejectReason::Occluded => "Occluded",
+            RejectReason::DomainConflict => "DomainConflict",
         }
     }
 }
@@ -215,9 +218,26 @@ pub fn assemble(
     spec: &ZoneSpec,
     records: &[RecordInput],
 ) -> Result<Assembly, ZoneSpecError> {
+    assemble_with_children(zone_namespace, spec, records, &[])
+}
+
+/// Assembles the zone of `spec` like [`assemble`], with `child_zones` (apex and the Zone
+/// serving it) as cuts: this zone's data at or below them is not served, as below a
+/// delegation.
+pub fn assemble_with_children(
+    zone_namespace: &str,
+    spec: &ZoneSpec,
+    records: &[RecordInput],
+    child_zones: &[(Name, ObjectKey)],
+) -> Result<Assembly, ZoneSpecError> {
     let origin = names::absolute(&spec.domain)?;
     let default_ttl = non_negative("ttl", spec.ttl)?;
     let mut builder = ZoneBuilder::new(origin.clone(), default_ttl);
+    builder.child_zones = child_zones
+        .iter()
+        .map(|(apex, zone)| (apex.to_lowercase(), zone.clone()))
+        .filter(|(apex, _)| *apex != origin.to_lowercase() && origin.zone_of(apex))
+        .collect();
 
     // The Zone's own data: the apex NS set and the glue of in-zone name servers.
     let mut glue_names = BTreeSet::new();
@@ -323,6 +343,8 @@ struct ZoneBuilder {
     /// Lowercased owner → type code → RRset.
     owners: BTreeMap<Name, BTreeMap<u16, Held>>,
     verdicts: BTreeMap<ObjectKey, Verdict>,
+    /// Lowercased apexes of child zones served by other Zones, with those Zones.
+    child_zones: BTreeMap<Name, ObjectKey>,
 }
 
 impl ZoneBuilder {
@@ -332,6 +354,7 @@ impl ZoneBuilder {
             default_ttl,
             owners: BTreeMap::new(),
             verdicts: BTreeMap::new(),
+            child_zones: BTreeMap::new(),
         }
     }
 
@@ -454,7 +477,8 @@ impl ZoneBuilder {
         None
     }
 
-    /// Applies zone cuts: at a delegation only NS and DS stay, below it only glue.
+    /// Applies zone cuts (delegations, and child zones other Zones serve): at a cut only NS
+    /// and DS stay, below it only glue.
     fn occlude(&mut self) {
         let origin = self.origin.to_lowercase();
         let ns = u16::from(RecordType::NS);
@@ -463,7 +487,10 @@ impl ZoneBuilder {
             .iter()
             .filter(|(name, types)| types.contains_key(&ns) && **name != origin)
             .map(|(name, _)| name.clone())
+            .chain(self.child_zones.keys().cloned())
             .collect();
+        cuts.sort();
+        cuts.dedup();
         // A delegation below another is itself occluded.
         cuts.sort_by_key(Name::num_labels);
         let mut effective: Vec<Name> = Vec::new();
@@ -509,10 +536,16 @@ impl ZoneBuilder {
                 types.remove(&code);
             }
             if let Holder::Record(record) = held.holder {
-                let message = format!(
-                    "{} {} is at or below the delegation {cut}, where only NS, DS and glue for its name servers are served",
-                    held.set.name, held.set.record_type
-                );
+                let message = match self.child_zones.get(&cut) {
+                    Some(child) => format!(
+                        "{} {} is at or below {cut}, the apex of the zone that Zone {child} serves; only NS and DS at the cut and glue are served here",
+                        held.set.name, held.set.record_type
+                    ),
+                    None => format!(
+                        "{} {} is at or below the delegation {cut}, where only NS, DS and glue for its name servers are served",
+                        held.set.name, held.set.record_type
+                    ),
+                };
                 self.reject(&record, RejectReason::Occluded, message);
             }
         }
