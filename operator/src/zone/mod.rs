@@ -78,6 +78,9 @@ pub enum RejectReason {
     OutOfZone,
     /// The owner lies at or below a delegation, where this data is not served.
     Occluded,
+    /// The owner is written without a trailing dot but ends with the zone's domain, so it
+    /// would mean a name with the domain twice (`api.example.com.example.com.`).
+    AmbiguousName,
 }
 
 impl RejectReason {
@@ -90,6 +93,7 @@ impl RejectReason {
             RejectReason::NamespaceNotAllowed => "NamespaceNotAllowed",
             RejectReason::OutOfZone => "OutOfZone",
             RejectReason::Occluded => "Occluded",
+            RejectReason::AmbiguousName => "AmbiguousName",
         }
     }
 }
@@ -379,6 +383,9 @@ impl ZoneBuilder {
             Ok(owner) => owner,
             Err(e) => return self.reject(key, RejectReason::InvalidRData, e.to_string()),
         };
+        if let Err(e) = names::unambiguous(&record.spec.name, &self.origin) {
+            return self.reject(key, RejectReason::AmbiguousName, e.to_string());
+        }
         if !self.origin.zone_of(&owner) {
             let message = format!("{owner} is outside the zone {}", self.origin);
             return self.reject(key, RejectReason::OutOfZone, message);
