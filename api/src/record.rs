@@ -62,7 +62,9 @@ pub struct RecordSpec {
     pub zone_ref: ZoneReference,
 
     /// The owner name relative to the zone: `@` for the apex, `www`, `_dmarc`, `*.dev`. A
-    /// name with a trailing dot is absolute and must lie inside the zone. Immutable.
+    /// name with a trailing dot is absolute and must lie inside the zone. A name without a
+    /// trailing dot that ends with the zone's domain (`api.example.com` in `example.com`)
+    /// is rejected as `AmbiguousName`: write `api` or `api.example.com.`. Immutable.
     #[schemars(length(min = 1, max = 253), regex(pattern = OWNER_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("name is immutable"))]
     pub name: String,
@@ -78,8 +80,12 @@ pub struct RecordSpec {
     pub ttl: Option<i32>,
 
     /// The records' data in zone-file presentation format, one record per value:
-    /// `192.0.2.1` for A, `10 mail.example.com.` for MX, `"v=spf1 -all"` for TXT. Names
-    /// without a trailing dot are relative to the zone.
+    /// `192.0.2.1` for A, `10 mail.example.com.` for MX, `0 issue "ca.example.net"` for
+    /// CAA. Names without a trailing dot are relative to the zone. A TXT value that starts
+    /// with `"` is zone-file text (`"v=spf1" "-all"` is two strings, escapes apply); any
+    /// other TXT value is one string taken literally, spaces included (`v=spf1 mx -all`).
+    /// A TXT string longer than 255 bytes is split into 255-byte strings. A value that
+    /// the DNS pods could not serve as written is rejected as `InvalidRData`.
     #[schemars(length(min = 1, max = 256), inner(length(min = 1, max = 4096), regex(pattern = SINGLE_LINE_PATTERN)))]
     pub values: Vec<String>,
 }
@@ -165,8 +171,8 @@ impl RecordType {
 #[serde(rename_all = "camelCase")]
 pub struct RecordStatus {
     /// `Accepted`: the record is valid and part of its zone, or the reason it is not
-    /// (`InvalidRData`, `Conflict`, `ZoneNotFound`, `NamespaceNotAllowed`, `OutOfZone`,
-    /// `Occluded`). `Programmed`: every ready DNS pod serves a zone version that includes it.
+    /// (`InvalidRData`, `AmbiguousName`, `Conflict`, `ZoneNotFound`, `NamespaceNotAllowed`,
+    /// `OutOfZone`, `Occluded`). `Programmed`: every ready DNS pod serves a zone version that includes it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

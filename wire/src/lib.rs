@@ -332,6 +332,24 @@ pub fn record_identity(record: &Record) -> Vec<u8> {
     bytes
 }
 
+/// One record in the form a snapshot carries it (uncompressed names in their original case),
+/// so the operator can check a record before it publishes it.
+pub fn encode_record(record: &Record) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::new();
+    emit(&mut out, |encoder| record.emit(encoder))?;
+    Ok(out)
+}
+
+/// Decodes one record as a DNS pod reads it from a snapshot; bytes left over are an error.
+pub fn decode_record(bytes: &[u8]) -> Result<Record, WireError> {
+    let mut decoder = BinDecoder::new(bytes);
+    let record = Record::read(&mut decoder).map_err(dns)?;
+    if !decoder.is_empty() {
+        return Err(WireError::TrailingBytes(decoder.len()));
+    }
+    Ok(record)
+}
+
 fn header(kind: u8, serial: u32, from_serial: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(MAGIC);

@@ -80,6 +80,9 @@ pub enum RejectReason {
     Occluded,
     /// The Zone does not own its domain, so none of its Records are served.
     DomainConflict,
+    /// The owner is written without a trailing dot but ends with the zone's domain, so it
+    /// would mean a name with the domain twice (`api.example.com.example.com.`).
+    AmbiguousName,
 }
 
 impl RejectReason {
@@ -93,6 +96,7 @@ impl RejectReason {
             RejectReason::OutOfZone => "OutOfZone",
             RejectReason::Occluded => "Occluded",
             RejectReason::DomainConflict => "DomainConflict",
+            RejectReason::AmbiguousName => "AmbiguousName",
         }
     }
 }
@@ -402,6 +406,9 @@ impl ZoneBuilder {
             Ok(owner) => owner,
             Err(e) => return self.reject(key, RejectReason::InvalidRData, e.to_string()),
         };
+        if let Err(e) = names::unambiguous(&record.spec.name, &self.origin) {
+            return self.reject(key, RejectReason::AmbiguousName, e.to_string());
+        }
         if !self.origin.zone_of(&owner) {
             let message = format!("{owner} is outside the zone {}", self.origin);
             return self.reject(key, RejectReason::OutOfZone, message);

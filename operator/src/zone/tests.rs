@@ -433,3 +433,94 @@ fn a_version_becomes_a_snapshot_that_round_trips() {
         zonefleet_wire::Message::Snapshot(snapshot)
     );
 }
+
+fn message<'a>(assembly: &'a Assembly, name: &str) -> &'a str {
+    match verdict(assembly, name) {
+        Verdict::Accepted => panic!("{name} was accepted"),
+        Verdict::Rejected { message, .. } => message,
+    }
+}
+
+#[test]
+fn a_long_dkim_key_is_accepted_and_publishes() {
+    let key = format!(
+        "v=DKIM1; k=rsa; p={}",
+        "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A".repeat(12)
+    );
+    let quoted = format!("\"{key}\"");
+    let records = [
+        record("dkim", 1, rr("sel._domainkey", "TXT", &[&key])),
+        record("dkim-quoted", 2, rr("other._domainkey", "TXT", &[&quoted])),
+    ];
+    let assembly = assemble("dns", &zone_spec(json!({})), &records).unwrap();
+    assert_eq!(reason(&assembly, "dkim"), None);
+    assert_eq!(reason(&assembly, "dkim-quoted"), None);
+    let bytes = assembly
+        .zone
+        .snapshot(1)
+        .encode()
+        .expect("the version encodes");
+    let zonefleet_wire::Message::Snapshot(decoded) = zonefleet_wire::decode(&bytes).unwrap() else {
+        panic!("not a snapshot")
+    };
+    assert_eq!(decoded.records, assembly.zone.records(1));
+}
+
+#[test]
+fn a_caa_value_the_pods_cannot_decode_is_rejected_not_published() {
+    let records = [
+        record("bogus", 1, rr("@", "CAA", &["0 bogus-tag \"x\""])),
+        record("www", 2, rr("www", "A", &["192.0.2.1"])),
+    ];
+    let assembly = assemble("dns", &zone_spec(json!({})), &records).unwrap();
+    assert_eq!(reason(&assembly, "bogus"), Some(RejectReason::InvalidRData));
+    assert!(
+        message(&assembly, "bogus").contains("issuewild"),
+        "{}",
+        message(&assembly, "bogus")
+    );
+    assert_eq!(reason(&assembly, "www"), None, "the zone is not wedged");
+    let bytes = assembly.zone.snapshot(1).encode().unwrap();
+    assert!(zonefleet_wire::decode(&bytes).is_ok());
+}
+
+#[test]
+fn an_unquoted_spf_policy_is_one_string() {
+    let spf = "v=spf1 include:_spf.example.net ~all";
+    let records = [record("spf", 1, rr("@", "TXT", &[spf]))];
+    let assembly = assemble("dns", &zone_spec(json!({})), &records).unwrap();
+    let set = rrset(&assembly, "example.com.", RecordType::TXT).unwrap();
+    let RData::TXT(txt) = &set.rdata[0] else {
+        panic!("not TXT")
+    };
+    assert_eq!(txt.txt_data.len(), 1);
+    assert_eq!(&*txt.txt_data[0], spf.as_bytes());
+}
+
+#[test]
+fn a_relative_owner_ending_with_the_domain_is_rejected_as_ambiguous() {
+    let records = [
+        record("repeated", 1, rr("api.example.com", "A", &["192.0.2.1"])),
+        record("apex", 2, rr("Example.Com", "TXT", &["x"])),
+        record("relative", 3, rr("api", "AAAA", &["2001:db8::1"])),
+        record("absolute", 4, rr("api.example.com.", "A", &["192.0.2.2"])),
+    ];
+    let assembly = assemble("dns", &zone_spec(json!({})), &records).unwrap();
+    assert_eq!(
+        reason(&assembly, "repeated"),
+        Some(RejectReason::AmbiguousName)
+    );
+    let text = message(&assembly, "repeated");
+    assert!(
+        text.contains("api.example.com.example.com.")
+            && text.contains("\"api\"")
+            && text.contains("\"api.example.com.\""),
+        "{text}"
+    );
+    assert_eq!(reason(&assembly, "apex"), Some(RejectReason::AmbiguousName));
+    assert!(message(&assembly, "apex").contains("\"@\""));
+    assert_eq!(reason(&assembly, "relative"), None);
+    assert_eq!(reason(&assembly, "absolute"), None);
+    assert!(rrset(&assembly, "api.example.com.example.com.", RecordType::A).is_none());
+    assert_eq!(RejectReason::AmbiguousName.as_str(), "AmbiguousName");
+}
