@@ -326,6 +326,7 @@ impl Follower {
 
     /// Indexes an encoded snapshot of `origin` (decoded one record at a time, and checked
     /// against its digest) and serves it; the bytes become the local copy.
+    ///
     /// An error is about `origin` and the serial in the snapshot's header, if it reads.
     async fn serve_encoded(
         &self,
@@ -339,6 +340,7 @@ impl Follower {
             .map_err(|error| error.about(origin, serial))
     }
 
+    /// [`Self::serve_encoded`] without naming the version in its errors.
     async fn build_and_serve(
         &self,
         bytes: Vec<u8>,
