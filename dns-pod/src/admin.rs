@@ -1,5 +1,6 @@
 //! The admin HTTP endpoints, on their own port: `/metrics`, `/healthz`, `/readyz` (ready
-//! once the initial sync or a local snapshot is loaded) and `/zones` (what is served).
+//! once the initial sync or a local snapshot is loaded), `/zones` (what is served) and
+//! `/refused` (the last version of each zone that could not be served).
 
 use std::{
     net::SocketAddr,
@@ -18,7 +19,12 @@ use axum::{
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
 
-use crate::zones::{ZoneStore, ZoneSummary};
+use zonefleet_nats::RefusedVersion;
+
+use crate::{
+    sync::RefusalBook,
+    zones::{ZoneStore, ZoneSummary},
+};
 
 /// What the endpoints report.
 #[derive(Clone, Debug)]
@@ -32,6 +38,8 @@ pub struct AdminState {
     pub draining: Arc<AtomicBool>,
     /// The served zones.
     pub zones: Arc<ZoneStore>,
+    /// The refused versions.
+    pub refusals: Arc<RefusalBook>,
 }
 
 /// Binds the admin address; returns the bound address and the serving future.
@@ -47,6 +55,7 @@ pub async fn bind(
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/zones", get(zones))
+        .route("/refused", get(refused))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
@@ -87,4 +96,8 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 
 async fn zones(State(state): State<AdminState>) -> Json<Vec<ZoneSummary>> {
     Json(state.zones.load().summaries())
+}
+
+async fn refused(State(state): State<AdminState>) -> Json<Vec<RefusedVersion>> {
+    Json(state.refusals.snapshot().all())
 }

@@ -8,7 +8,7 @@
 //! - [`sync`]: following NATS (snapshot store, change events, re-sync requests);
 //! - [`local_snapshot`]: the served zones on disk, for restarts without NATS;
 //! - [`zone_files`]: static mode, zones from master files;
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` and `/zones`;
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/zones` and `/refused`;
 //! - [`metrics`]: the Prometheus metrics;
 //! - [`config`]: the command line.
 

@@ -19,7 +19,7 @@ use crate::{
     local_snapshot::{self, LocalSnapshot},
     metrics::{DnsMetrics, SyncMetrics},
     serve::{DnsListeners, QueryHandler, TcpLimits, TransferAcl},
-    sync::{self, Follower},
+    sync::{self, Follower, RefusalBook},
     zone_files,
     zones::{ServedZone, ZoneStore},
 };
@@ -55,6 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let ready = Arc::new(AtomicBool::new(false));
     let draining = Arc::new(AtomicBool::new(false));
+    let refusals = Arc::new(RefusalBook::new());
 
     let listeners = DnsListeners::bind(config.listen, config.udp_workers)
         .await
@@ -66,11 +67,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ready: Arc::clone(&ready),
             draining: Arc::clone(&draining),
             zones: Arc::clone(&zones),
+            refusals: Arc::clone(&refusals),
         },
     )
     .await
     .with_context(|| format!("cannot bind the admin port on {}", config.admin_address))?;
-    info!(address = %admin_address, "serving /metrics, /healthz, /readyz and /zones");
+    info!(address = %admin_address, "serving /metrics, /healthz, /readyz, /zones and /refused");
 
     let follower = match &config.zones_dir {
         Some(dir) => {
@@ -78,7 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ready.store(true, Ordering::SeqCst);
             None
         }
-        None => Some(start_follower(&config, &zones, &sync_metrics, &ready).await?),
+        None => Some(start_follower(&config, &zones, &sync_metrics, &ready, refusals).await?),
     };
     let follow = async move {
         match follower {
@@ -156,6 +158,7 @@ async fn start_follower(
     zones: &Arc<ZoneStore>,
     metrics: &Arc<SyncMetrics>,
     ready: &Arc<AtomicBool>,
+    refusals: Arc<RefusalBook>,
 ) -> anyhow::Result<Follower> {
     let layout = config.nats.layout()?;
     let local = match &config.snapshot_dir {
@@ -195,6 +198,7 @@ async fn start_follower(
         ready: Arc::clone(ready),
         connected,
         key: config.nats.message_key()?,
+        refusals,
     })
 }
 

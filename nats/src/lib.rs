@@ -5,7 +5,8 @@
 //!   [`NatsArgs::connect`], which retries the first connection and reconnects forever;
 //! - [`Layout`]: the names of everything under the prefix: the snapshot object store, the
 //!   event stream and its per-zone subjects, and each pod's re-sync subject;
-//! - [`ResyncRequest`] / [`ResyncReply`]: the targeted re-sync protocol;
+//! - [`ResyncRequest`] / [`ResyncReply`]: the targeted re-sync protocol, and
+//!   [`RefusedVersion`], a zone version a pod could not serve;
 //! - [`MessageKey`]: optional HMAC signatures on events and snapshots.
 
 mod layout;
@@ -17,5 +18,5 @@ pub use layout::{
     EventHeaders, Layout, LayoutError, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, unix_millis,
 };
 pub use options::{ConnectError, NatsArgs};
-pub use resync::{ResyncReply, ResyncRequest, ServedVersion};
+pub use resync::{RefusedVersion, ResyncReply, ResyncRequest, ServedVersion};
 pub use signing::{KeyError, MessageKey, SIGNATURE, SignatureError};

@@ -505,6 +505,13 @@ fn open(bytes: &[u8]) -> Result<Opened<'_>, WireError> {
     })
 }
 
+/// The zone and serial of a message, read from its header and the start of its body
+/// without decoding its records: enough to name a version whose records do not decode.
+pub fn peek(bytes: &[u8]) -> Result<(Name, u32), WireError> {
+    let opened = open(bytes)?;
+    Ok((opened.origin, opened.serial))
+}
+
 /// Decodes a message.
 pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     let Opened {

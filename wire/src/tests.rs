@@ -275,3 +275,23 @@ fn a_snapshot_reads_one_record_at_a_time_as_it_decodes() {
     let delta = Delta::between(&original, &original).encode().unwrap();
     assert!(SnapshotReader::new(&delta).is_err());
 }
+
+#[test]
+fn peek_names_the_version_of_a_message_whose_records_do_not_decode() {
+    let original = snapshot(9, "www IN A 192.0.2.1\n");
+    let bytes = original.encode().unwrap();
+    // Cut into the last record: the records no longer decode, the header still reads.
+    let cut = &bytes[..bytes.len() - 2];
+    assert!(decode(cut).is_err());
+    let (origin, serial) = peek(cut).unwrap();
+    assert_eq!(origin, original.origin);
+    assert_eq!(serial, 9);
+    assert!(matches!(
+        peek(b"not a message"),
+        Err(WireError::Truncated(_))
+    ));
+    assert!(matches!(
+        peek(b"XYZ0000000000000000"),
+        Err(WireError::BadMagic)
+    ));
+}

@@ -40,7 +40,8 @@ pub struct ZoneLabels {
 /// Labels of a rejected sync message.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
-    /// Why it was rejected: `malformed`, `unauthenticated`, `invalid_zone`, `digest`.
+    /// Why it was rejected: `malformed`, `invalid_zone`, `digest` (the version itself is
+    /// at fault: refused, see `/refused`), `unauthenticated`, `wrong_subject`, `nats`.
     pub reason: &'static str,
 }
 
@@ -77,6 +78,8 @@ pub struct SyncMetrics {
     pub lag: Histogram,
     /// Messages rejected, by reason.
     pub rejected: Family<RejectLabels, Counter>,
+    /// Zones with a refused version not superseded yet.
+    pub refused_zones: Gauge,
     /// 1 while connected to NATS.
     pub connected: Gauge,
 }
@@ -216,6 +219,7 @@ impl SyncMetrics {
             apply_duration: Histogram::new(seconds_buckets()),
             lag: Histogram::new(seconds_buckets()),
             rejected: Family::default(),
+            refused_zones: Gauge::default(),
             connected: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("zonefleet_dns");
@@ -244,6 +248,11 @@ impl SyncMetrics {
             "sync_rejected_messages",
             "Distribution messages rejected, by reason; they change nothing",
             metrics.rejected.clone(),
+        );
+        r.register(
+            "refused_zones",
+            "Zones whose last refused version (see /refused) this pod has not served a version as new as since",
+            metrics.refused_zones.clone(),
         );
         r.register(
             "nats_connected",
@@ -283,6 +292,12 @@ impl SyncMetrics {
     /// A message was rejected.
     pub fn rejected(&self, reason: &'static str) {
         self.rejected.get_or_create(&RejectLabels { reason }).inc();
+    }
+
+    /// The number of zones with a refused version.
+    pub fn refused_zones(&self, count: usize) {
+        self.refused_zones
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 }
 

@@ -5,10 +5,16 @@
 //! the two; events older than what the listing loaded are ignored as stale (every update
 //! is keyed by zone and serial). After a reconnection the store is listed again, as a
 //! backstop for anything missed. Everything runs in one task, so updates never race.
+//!
+//! A version that cannot be decoded or built into a served zone is refused: logged, counted
+//! by reason, and remembered per zone (see [`refusals`]) for `/refused` and re-sync replies.
+//! The pod keeps serving what it had, and later versions still apply.
 
 mod plan;
+pub mod refusals;
 
 use std::{
+    collections::HashSet,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -29,11 +35,13 @@ use hickory_proto::rr::Name;
 use tokio::{io::AsyncReadExt, sync::Notify};
 use tracing::{debug, info, warn};
 use zonefleet_nats::{
-    EventHeaders, Layout, META_DIGEST, META_SERIAL, MessageKey, ResyncReply, ResyncRequest,
-    SIGNATURE,
+    EventHeaders, Layout, META_DIGEST, META_SERIAL, MessageKey, RefusedVersion, ResyncReply,
+    ResyncRequest, SIGNATURE,
 };
+use zonefleet_wire::Message;
 
 pub use plan::{Plan, is_newer, plan};
+pub use refusals::{RefusalBook, Refusals};
 
 use crate::{
     local_snapshot::LocalSnapshot,
@@ -62,6 +70,8 @@ pub struct Follower {
     pub connected: Arc<Notify>,
     /// If set, events and snapshots must carry a valid signature.
     pub key: Option<MessageKey>,
+    /// The versions refused, per zone.
+    pub refusals: Arc<RefusalBook>,
 }
 
 /// The callback for connection events: the gauge, and a wake-up on (re)connection.
@@ -101,6 +111,13 @@ enum SyncError {
     Digest(String),
     #[error("unauthenticated: {0}")]
     Unauthenticated(zonefleet_nats::SignatureError),
+    /// Any of the above, about a known version of a zone.
+    #[error("{cause}")]
+    Version {
+        zone: Name,
+        serial: Option<u32>,
+        cause: Box<SyncError>,
+    },
 }
 
 impl SyncError {
@@ -113,6 +130,47 @@ impl SyncError {
             Self::InvalidZone(_) => "invalid_zone",
             Self::Digest(_) => "digest",
             Self::Unauthenticated(_) => "unauthenticated",
+            Self::Version { cause, .. } => cause.reason(),
+        }
+    }
+
+    /// The error about a version of `zone` (its serial, if known); an error already about a
+    /// version keeps what it knows.
+    fn about(self, zone: &Name, serial: Option<u32>) -> Self {
+        match self {
+            Self::Version {
+                zone,
+                serial: known,
+                cause,
+            } => Self::Version {
+                zone,
+                serial: known.or(serial),
+                cause,
+            },
+            cause => Self::Version {
+                zone: zone.clone(),
+                serial,
+                cause: Box::new(cause),
+            },
+        }
+    }
+
+    /// The zone and serial the error is about, if known.
+    fn version(&self) -> Option<(&Name, Option<u32>)> {
+        match self {
+            Self::Version { zone, serial, .. } => Some((zone, *serial)),
+            _ => None,
+        }
+    }
+
+    /// True if the version itself is at fault: it does not decode, does not make a zone,
+    /// or does not have its digest. (Not a NATS failure, nor a message that is not the
+    /// publisher's: those say nothing about the version.)
+    fn refuses_the_version(&self) -> bool {
+        match self {
+            Self::Malformed(_) | Self::InvalidZone(_) | Self::Digest(_) => true,
+            Self::Nats(_) | Self::WrongSubject { .. } | Self::Unauthenticated(_) => false,
+            Self::Version { cause, .. } => cause.refuses_the_version(),
         }
     }
 }
@@ -215,8 +273,8 @@ impl Follower {
                 continue;
             }
             if let Err(error) = self.fetch(store, &origin, None).await {
-                self.metrics.rejected(error.reason());
-                warn!(zone = %origin, %error, "cannot load the zone's snapshot");
+                let error = error.about(&origin, None);
+                self.reject(&error, "cannot load the zone's snapshot", None);
                 errors.push(format!("{origin}: {error}"));
             }
         }
@@ -230,6 +288,12 @@ impl Follower {
         for origin in gone {
             self.remove(&origin, "no longer in the snapshot store");
         }
+        // Zones refused but never served, and since dropped from the store.
+        let listed: HashSet<String> = listed.iter().map(ToString::to_string).collect();
+        self.refusals_changed(
+            self.refusals
+                .update(|refusals| refusals.retain(|zone| listed.contains(zone))),
+        );
         Ok(errors)
     }
 
@@ -262,7 +326,22 @@ impl Follower {
 
     /// Indexes an encoded snapshot of `origin` (decoded one record at a time, and checked
     /// against its digest) and serves it; the bytes become the local copy.
+    ///
+    /// An error is about `origin` and the serial in the snapshot's header, if it reads.
     async fn serve_encoded(
+        &self,
+        bytes: Vec<u8>,
+        origin: &Name,
+        published_at: Option<u64>,
+    ) -> Result<(), SyncError> {
+        let serial = zonefleet_wire::peek(&bytes).ok().map(|(_, serial)| serial);
+        self.build_and_serve(bytes, origin, published_at)
+            .await
+            .map_err(|error| error.about(origin, serial))
+    }
+
+    /// [`Self::serve_encoded`] without naming the version in its errors.
+    async fn build_and_serve(
         &self,
         bytes: Vec<u8>,
         origin: &Name,
@@ -308,6 +387,7 @@ impl Follower {
         self.metrics.applied(kind, started.elapsed());
         self.metrics.served(&origin, serial);
         self.metrics.zone_count(self.zones.load().len());
+        self.refusals_changed(self.refusals.update(|r| r.served(&origin, serial)));
         if let Some(published_at) = published_at {
             let lag = zonefleet_nats::unix_millis().saturating_sub(published_at);
             self.metrics.lag.observe(lag as f64 / 1000.0);
@@ -319,6 +399,10 @@ impl Follower {
     }
 
     fn remove(&self, origin: &Name, why: &str) {
+        self.refusals_changed(
+            self.refusals
+                .update(|refusals| refusals.retracted(&origin.to_string())),
+        );
         if self.zones.remove(origin) {
             let origin = origin.to_string();
             self.metrics.retracted(&origin);
@@ -330,7 +414,38 @@ impl Follower {
         }
     }
 
-    /// Applies one change event. A bad message is logged and counted, and changes nothing.
+    /// A message or version was rejected: logs one line, counts it by reason, and, if the
+    /// version itself is at fault, remembers it as the zone's refused version.
+    fn reject(&self, error: &SyncError, what: &str, subject: Option<&str>) {
+        self.metrics.rejected(error.reason());
+        let Some((zone, serial)) = error.version() else {
+            warn!(subject, %error, "{what}");
+            return;
+        };
+        warn!(zone = %zone, serial, subject, reason = error.reason(), %error, "{what}");
+        if error.refuses_the_version() {
+            let served = self.zones.load().get(zone).map(|zone| zone.serial());
+            let refused = RefusedVersion {
+                zone: zone.to_string(),
+                serial,
+                reason: error.reason().to_owned(),
+                error: error.to_string(),
+                at_millis: zonefleet_nats::unix_millis(),
+            };
+            self.refusals_changed(self.refusals.update(|r| r.refuse(refused, served)));
+        }
+    }
+
+    /// Updates the gauge of zones with a refused version, if the refusals `changed`.
+    fn refusals_changed(&self, changed: bool) {
+        if changed {
+            let count = self.refusals.update(|refusals| refusals.len());
+            self.metrics.refused_zones(count);
+        }
+    }
+
+    /// Applies one change event. A bad message is logged and counted, and changes nothing;
+    /// a version that does not decode or build is also remembered as refused.
     async fn on_event(&self, store: &ObjectStore, message: &async_nats::Message) {
         let published_at = message
             .headers
@@ -338,8 +453,11 @@ impl Follower {
             .and_then(|h| h.get(EventHeaders::PUBLISHED_AT))
             .and_then(|v| v.as_str().parse().ok());
         if let Err(error) = self.apply_event(store, message, published_at).await {
-            self.metrics.rejected(error.reason());
-            warn!(subject = %message.subject, %error, "change event not applied");
+            self.reject(
+                &error,
+                "change event not applied",
+                Some(message.subject.as_str()),
+            );
         }
     }
 
@@ -358,16 +476,23 @@ impl Follower {
             key.verify(message.subject.as_str(), &message.payload, signature)
                 .map_err(SyncError::Unauthenticated)?;
         }
-        let decoded = zonefleet_wire::decode(&message.payload)
-            .map_err(|e| SyncError::Malformed(e.to_string()))?;
+        let decoded = match zonefleet_wire::decode(&message.payload) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                let error = SyncError::Malformed(error.to_string());
+                // A version whose records do not decode: named by its header, if that reads
+                // and the message is on the zone's subject.
+                return Err(match zonefleet_wire::peek(&message.payload) {
+                    Ok((origin, serial)) => {
+                        self.check_subject(message, &origin)?;
+                        error.about(&origin, Some(serial))
+                    }
+                    Err(_) => error,
+                });
+            }
+        };
         let origin = decoded.origin().clone();
-        let expected = self.layout.event_subject(&origin.to_string());
-        if message.subject.as_str() != expected {
-            return Err(SyncError::WrongSubject {
-                subject: message.subject.to_string(),
-                zone: origin.to_string(),
-            });
-        }
+        self.check_subject(message, &origin)?;
         let zones = self.zones.load();
         let served = zones.get(&origin);
         let plan = plan::plan(
@@ -375,6 +500,13 @@ impl Follower {
             &decoded,
         );
         debug!(zone = %origin, serial = decoded.serial(), ?plan, "change event");
+        if let Message::Retract(_) = &decoded {
+            // Served or not, the zone is gone: so is any version of it refused.
+            self.refusals_changed(
+                self.refusals
+                    .update(|refusals| refusals.retracted(&origin.to_string())),
+            );
+        }
         match plan {
             Plan::Ignore(why) => {
                 self.metrics.applied("ignored", Duration::ZERO);
@@ -395,6 +527,7 @@ impl Follower {
                     return self.fetch(store, &origin, published_at).await;
                 };
                 let started = Instant::now();
+                let serial = Some(delta.serial);
                 let delta = delta.clone();
                 let local = self.local.is_some();
                 let applied = tokio::task::spawn_blocking(move || {
@@ -403,7 +536,7 @@ impl Follower {
                     Ok::<_, DeltaError>((next, encoded))
                 })
                 .await
-                .map_err(|e| SyncError::InvalidZone(e.to_string()))?;
+                .map_err(|e| SyncError::InvalidZone(e.to_string()).about(&origin, serial))?;
                 match applied {
                     Ok((next, encoded)) => {
                         self.serve(next, "delta", published_at, encoded, started);
@@ -415,15 +548,30 @@ impl Follower {
                         warn!(zone = %origin, %error, "delta does not apply; fetching the snapshot");
                         self.fetch(store, &origin, published_at).await
                     }
-                    Err(DeltaError::Index(error)) => Err(SyncError::InvalidZone(error.to_string())),
+                    Err(DeltaError::Index(error)) => {
+                        Err(SyncError::InvalidZone(error.to_string()).about(&origin, serial))
+                    }
                 }
             }
             Plan::Fetch => self.fetch(store, &origin, published_at).await,
         }
     }
 
+    /// Fails unless `message` is on the event subject of `origin`.
+    fn check_subject(&self, message: &async_nats::Message, origin: &Name) -> Result<(), SyncError> {
+        let expected = self.layout.event_subject(&origin.to_string());
+        if message.subject.as_str() == expected {
+            Ok(())
+        } else {
+            Err(SyncError::WrongSubject {
+                subject: message.subject.to_string(),
+                zone: origin.to_string(),
+            })
+        }
+    }
+
     /// Answers a re-sync request: fetch the named zones (or all) again, reply with what is
-    /// served afterwards.
+    /// served afterwards and the refusals of those zones.
     async fn on_resync(&self, store: &ObjectStore, request: async_nats::Message) {
         let Some(reply_to) = request.reply.clone() else {
             self.metrics.rejected("malformed");
@@ -441,6 +589,7 @@ impl Follower {
                 ResyncReply {
                     zones: Vec::new(),
                     errors: vec![format!("malformed request: {e}")],
+                    refused: Vec::new(),
                 }
             }
             Ok(request) => self.resync(store, &request).await,
@@ -448,6 +597,7 @@ impl Follower {
         info!(
             zones = reply.zones.len(),
             errors = reply.errors.len(),
+            refused = reply.refused.len(),
             "answered a re-sync request"
         );
         let body = serde_json::to_vec(&reply).unwrap_or_default();
@@ -474,21 +624,30 @@ impl Follower {
                     continue;
                 };
                 if let Err(error) = self.fetch(store, &origin, None).await {
-                    self.metrics.rejected(error.reason());
+                    let error = error.about(&origin, None);
+                    self.reject(&error, "re-sync: cannot load the zone's snapshot", None);
                     errors.push(format!("{zone}: {error}"));
                 }
                 names.push(origin);
             }
         }
         let served = self.zones.load();
-        let zones = if request.zones.is_empty() {
-            served.summaries()
+        let refusals = self.refusals.snapshot();
+        let (zones, refused) = if request.zones.is_empty() {
+            (served.summaries(), refusals.all())
         } else {
-            names
-                .iter()
-                .filter_map(|name| served.get(name).map(|zone| zone.summary()))
-                .collect()
+            (
+                names
+                    .iter()
+                    .filter_map(|name| served.get(name).map(|zone| zone.summary()))
+                    .collect(),
+                refusals.of(request.zones.iter().map(String::as_str)),
+            )
         };
-        ResyncReply { zones, errors }
+        ResyncReply {
+            zones,
+            errors,
+            refused,
+        }
     }
 }

@@ -123,6 +123,21 @@ mod tests {
     }
 
     #[test]
+    fn after_a_refused_version_later_versions_still_apply() {
+        // Serving 5; version 6 was refused, so 5 is still served.
+        let served = Some((5, &[5][..]));
+        // The delta from the refused version: a gap, so the snapshot is fetched.
+        assert_eq!(plan(served, &delta(6, 7)), Plan::Fetch);
+        // A later snapshot replaces, an announcement fetches.
+        assert!(matches!(plan(served, &snapshot(7, 7)), Plan::Replace(_)));
+        assert_eq!(plan(served, &Message::Announce(marker(7, 7))), Plan::Fetch);
+        // The refused version published again (repaired, same serial): tried again.
+        assert!(matches!(plan(served, &snapshot(6, 6)), Plan::Replace(_)));
+        // A delta from the served version applies.
+        assert!(matches!(plan(served, &delta(5, 7)), Plan::Apply(_)));
+    }
+
+    #[test]
     fn serials_compare_under_rfc_1982() {
         // 1 follows 4294967295.
         let message = delta(u32::MAX, 1);

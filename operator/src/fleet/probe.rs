@@ -1,5 +1,5 @@
 //! Asking a DNS pod what it serves: the zone's SOA over DNS (UDP, then TCP when the answer
-//! is truncated), and the digests its `/zones` shows.
+//! is truncated), the digests its `/zones` shows, and the versions its `/refused` lists.
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
@@ -25,8 +25,8 @@ pub enum ProbeError {
     /// An answer that is not a usable SOA answer.
     #[error("bad answer: {0}")]
     BadAnswer(String),
-    /// The admin endpoint failed.
-    #[error("/zones: {0}")]
+    /// An admin endpoint failed (the message starts with its path, e.g. `/zones: `).
+    #[error("{0}")]
     Admin(String),
 }
 
@@ -162,21 +162,95 @@ pub async fn served_versions(
     admin: SocketAddr,
     wait: Duration,
 ) -> Result<ServedVersions, ProbeError> {
-    let url = format!("http://{admin}/zones");
-    let response = http
-        .get(&url)
-        .timeout(wait)
-        .send()
-        .await
-        .map_err(|e| ProbeError::Admin(e.to_string()))?
-        .error_for_status()
-        .map_err(|e| ProbeError::Admin(e.to_string()))?;
-    let zones: Vec<zonefleet_nats::ServedVersion> = response
-        .json()
-        .await
-        .map_err(|e| ProbeError::Admin(e.to_string()))?;
+    let zones: Vec<zonefleet_nats::ServedVersion> = admin_get(http, admin, "/zones", wait).await?;
     Ok(zones
         .into_iter()
         .map(|z| (z.zone.to_ascii_lowercase(), (z.serial, z.digest)))
         .collect())
+}
+
+/// Reads a pod's `/refused`: the last version of each zone it could not decode or build
+/// (and still does not serve a version as new as), sorted by zone.
+pub async fn refused_versions(
+    http: &reqwest::Client,
+    admin: SocketAddr,
+    wait: Duration,
+) -> Result<Vec<zonefleet_nats::RefusedVersion>, ProbeError> {
+    admin_get(http, admin, "/refused", wait).await
+}
+
+/// GETs the JSON of an admin endpoint; errors name the path.
+async fn admin_get<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    admin: SocketAddr,
+    path: &str,
+    wait: Duration,
+) -> Result<T, ProbeError> {
+    let failed = |e: reqwest::Error| ProbeError::Admin(format!("{path}: {e}"));
+    http.get(format!("http://{admin}{path}"))
+        .timeout(wait)
+        .send()
+        .await
+        .map_err(failed)?
+        .error_for_status()
+        .map_err(failed)?
+        .json()
+        .await
+        .map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An admin port that answers one request with `status` and `body`.
+    async fn admin_answering(status: &'static str, body: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = vec![0; 4096];
+            let _ = stream.read(&mut request).await.unwrap();
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).await.unwrap();
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn refused_versions_reads_the_pods_list() {
+        let admin = admin_answering(
+            "200 OK",
+            r#"[{"zone": "example.com.", "serial": 7, "reason": "malformed", "error": "malformed DNS data: incorrect rdata length", "atMillis": 1700000000000}]"#,
+        )
+        .await;
+        let refused = refused_versions(&reqwest::Client::new(), admin, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            refused,
+            [zonefleet_nats::RefusedVersion {
+                zone: "example.com.".into(),
+                serial: Some(7),
+                reason: "malformed".into(),
+                error: "malformed DNS data: incorrect rdata length".into(),
+                at_millis: 1_700_000_000_000,
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn admin_errors_name_the_endpoint() {
+        let admin = admin_answering("404 Not Found", "").await;
+        let error = refused_versions(&reqwest::Client::new(), admin, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), "admin");
+        assert!(error.to_string().starts_with("/refused: "), "{error}");
+    }
 }
