@@ -17,7 +17,7 @@ use kube::{
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
-use zonefleet_nats::{ResyncReply, ResyncRequest};
+use zonefleet_nats::{RefusedVersion, ResyncReply, ResyncRequest};
 
 use super::{
     FleetSettings, PublishNotice,
@@ -95,7 +95,10 @@ struct Checker {
     /// Set when verdicts or endpoints changed since the last report.
     dirty: bool,
     /// Where finished re-sync requests report: pod, zones, result.
-    resync_done: mpsc::UnboundedSender<(String, Vec<ObjectKey>, &'static str)>,
+    resync_done: mpsc::UnboundedSender<(String, Vec<ObjectKey>, ResyncOutcome)>,
+    /// Versions the pods refused (they could not decode or build them), by (pod,
+    /// lowercased apex), from their re-sync replies: the status says why a pod lags.
+    refusals: HashMap<(String, String), RefusedVersion>,
 }
 
 /// Runs the checker until the task is dropped. `reconcile` asks the Zone controller to
@@ -127,6 +130,7 @@ pub async fn run(
         stale: HashMap::new(),
         dirty: false,
         resync_done,
+        refusals: HashMap::new(),
         settings,
     };
     info!(service = %format!("{}/{}", checker.settings.service_namespace, checker.settings.service_name),
@@ -269,6 +273,7 @@ impl Checker {
                 verdicts.remove(pod);
             }
             self.repairs.retain(|(p, _), _| p != pod);
+            self.refusals.retain(|(p, _), _| p != pod);
             self.stale.remove(pod);
         }
         self.endpoints = endpoints;
@@ -625,13 +630,30 @@ impl Checker {
     }
 
     /// A re-sync request came back: count it, and check its pairs again.
-    async fn on_resync_done(&mut self, pod: String, keys: Vec<ObjectKey>, result: &'static str) {
+    async fn on_resync_done(&mut self, pod: String, keys: Vec<ObjectKey>, outcome: ResyncOutcome) {
         self.ctx
             .metrics
             .fleet
             .resyncs
-            .get_or_create(&crate::metrics::ResultLabels { result })
+            .get_or_create(&crate::metrics::ResultLabels {
+                result: outcome.result,
+            })
             .inc();
+        if let Some(refused) = outcome.refused {
+            for key in &keys {
+                if let Some(target) = self.targets.get(key) {
+                    self.refusals
+                        .remove(&(pod.clone(), target.origin_key.clone()));
+                }
+            }
+            for refusal in refused {
+                let apex = refusal.zone.to_ascii_lowercase();
+                warn!(%pod, zone = %apex, serial = ?refusal.serial, reason = %refusal.reason,
+                    error = %refusal.error, "the pod refused a zone version");
+                self.refusals.insert((pod.clone(), apex), refusal);
+            }
+            self.dirty = true;
+        }
         let now = Instant::now();
         for key in &keys {
             if let Some(repair) = self.repairs.get_mut(&(pod.clone(), key.clone())) {
@@ -679,7 +701,7 @@ impl Checker {
                 target.expected.clone(),
                 summary,
                 lowest_served,
-                pairs_text(&pairs, &target.expected),
+                pairs_text(&pairs, target, &self.refusals),
             ));
         }
         self.ctx.metrics.fleet.out_of_sync_pairs.set(total_out);
@@ -735,13 +757,26 @@ pub async fn ask_soa(
 }
 
 /// Sends one re-sync request; returns the result label.
+/// How a re-sync request ended.
+#[derive(Debug)]
+struct ResyncOutcome {
+    /// `ok`, `error` or `timeout`, for the metric.
+    result: &'static str,
+    /// The versions the pod refused, of the zones asked about, when it replied.
+    refused: Option<Vec<RefusedVersion>>,
+}
+
 async fn resync(
     nats: &async_nats::Client,
     subject: String,
     pod: &str,
     zones: Vec<String>,
     wait: Duration,
-) -> &'static str {
+) -> ResyncOutcome {
+    let failed = |result| ResyncOutcome {
+        result,
+        refused: None,
+    };
     // Many zones: ask for everything at once.
     let request = if zones.len() > 64 {
         ResyncRequest::default()
@@ -750,27 +785,35 @@ async fn resync(
     };
     let body = match serde_json::to_vec(&request) {
         Ok(body) => body,
-        Err(_) => return "error",
+        Err(_) => return failed("error"),
     };
     let reply = tokio::time::timeout(wait, nats.request(subject, body.into())).await;
     match reply {
         Err(_) => {
             warn!(%pod, "re-sync request timed out");
-            "timeout"
+            failed("timeout")
         }
         Ok(Err(error)) => {
             warn!(%pod, %error, "re-sync request failed");
-            "error"
+            failed("error")
         }
         Ok(Ok(message)) => match serde_json::from_slice::<ResyncReply>(&message.payload) {
-            Ok(reply) if reply.errors.is_empty() => "ok",
             Ok(reply) => {
-                warn!(%pod, errors = ?reply.errors, "the pod could not re-sync everything");
-                "error"
+                if !reply.errors.is_empty() {
+                    warn!(%pod, errors = ?reply.errors, "the pod could not re-sync everything");
+                }
+                ResyncOutcome {
+                    result: if reply.errors.is_empty() {
+                        "ok"
+                    } else {
+                        "error"
+                    },
+                    refused: Some(reply.refused),
+                }
             }
             Err(error) => {
                 warn!(%pod, %error, "malformed re-sync reply");
-                "error"
+                failed("error")
             }
         },
     }
@@ -799,22 +842,44 @@ fn lowest_served(
 }
 
 /// "dns-b serves 3", for condition messages.
-fn pairs_text(pairs: &[(&str, &Verdict)], expected: &Expected) -> String {
+fn pairs_text(
+    pairs: &[(&str, &Verdict)],
+    target: &Target,
+    refusals: &HashMap<(String, String), RefusedVersion>,
+) -> String {
+    let expected = &target.expected;
     let lagging: Vec<String> = pairs
         .iter()
         .filter(|(_, v)| **v != Verdict::Synced)
-        .map(|(pod, verdict)| match verdict {
-            Verdict::Lagging { seen } => format!("{pod} serves serial {seen}"),
-            Verdict::Ahead { seen } => format!("{pod} serves serial {seen}"),
-            Verdict::WrongContent { .. } => {
-                format!("{pod} serves serial {} with other content", expected.serial)
-            }
-            Verdict::Missing => format!("{pod} does not serve the zone"),
-            Verdict::Unreachable(why) => format!("{pod} does not answer ({why})"),
-            Verdict::Synced => String::new(),
+        .map(|(pod, verdict)| {
+            let refused = refusals
+                .get(&((*pod).to_owned(), target.origin_key.clone()))
+                .map(|r| {
+                    format!(
+                        " (it refused serial {}: {})",
+                        r.serial.map_or("?".into(), |s| s.to_string()),
+                        r.error
+                    )
+                })
+                .unwrap_or_default();
+            format!("{}{refused}", lagging_text(pod, verdict, expected))
         })
         .collect();
     lagging.join("; ")
+}
+
+/// What one lagging pod does, for people.
+fn lagging_text(pod: &str, verdict: &Verdict, expected: &Expected) -> String {
+    match verdict {
+        Verdict::Lagging { seen } => format!("{pod} serves serial {seen}"),
+        Verdict::Ahead { seen } => format!("{pod} serves serial {seen}"),
+        Verdict::WrongContent { .. } => {
+            format!("{pod} serves serial {} with other content", expected.serial)
+        }
+        Verdict::Missing => format!("{pod} does not serve the zone"),
+        Verdict::Unreachable(why) => format!("{pod} does not answer ({why})"),
+        Verdict::Synced => String::new(),
+    }
 }
 
 impl std::fmt::Debug for Checker {
