@@ -249,6 +249,10 @@ impl Checker {
                 current.expected = target.expected.clone();
             }
         }
+        self.dirty |= targets.len() != self.targets.len()
+            || targets
+                .iter()
+                .any(|(key, t)| self.targets.get(key).map(|c| &c.expected) != Some(&t.expected));
         self.verdicts.retain(|key, _| targets.contains_key(key));
         self.repairs.retain(|(_, key), _| targets.contains_key(key));
         self.propagations.retain(|key, _| targets.contains_key(key));
@@ -313,6 +317,9 @@ impl Checker {
                 },
             );
         }
+        // New expectations: the views change even where no pod's verdict does (a pod that
+        // served the last serial and now serves this one is synced before and after).
+        self.dirty = true;
         let pods: Vec<String> = self.endpoints.keys().cloned().collect();
         let pairs = self.pairs_of(&pods, Some(&zones));
         self.check(pairs).await;
