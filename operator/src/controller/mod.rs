@@ -212,9 +212,11 @@ impl Context {
             ),
             metadata: kube::api::ObjectMeta {
                 namespace: reference.namespace.clone(),
-                generate_name: Some(format!(
-                    "{}.",
-                    reference.name.as_deref().unwrap_or("zonefleet")
+                // As kube-runtime's recorder names its Events.
+                name: Some(format!(
+                    "{}.{:x}",
+                    reference.name.as_deref().unwrap_or("zonefleet"),
+                    now.as_nanosecond()
                 )),
                 ..Default::default()
             },
