@@ -90,9 +90,10 @@ pub struct ZoneSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Delegation {
-    /// The child zone's domain: relative to this zone (`mx1`, `eu.api`) or absolute with a
-    /// trailing dot (`mx1.example.com.`). Zones at this name or below it may be held by the
-    /// namespaces listed.
+    /// The child zone's domain: relative to this zone (`mx1`, `eu.api`) or absolute
+    /// (`mx1.example.com.`; a name that already ends with this zone's domain is taken as
+    /// absolute even without the trailing dot). Zones at this name or below it may be held
+    /// by the namespaces listed.
     #[schemars(length(min = 1, max = 253), regex(pattern = FQDN_PATTERN))]
     pub name: String,
 

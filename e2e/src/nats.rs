@@ -81,6 +81,11 @@ impl NatsServer {
         ]
     }
 
+    /// Its process id, while it runs (to freeze it with SIGSTOP, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Stops the server (SIGTERM, then SIGKILL) and waits for it to exit.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {

@@ -44,8 +44,12 @@ impl Claim {
             .delegations
             .iter()
             .filter_map(|d| {
-                let name = names::owner(&d.name, &domain).ok()?.to_lowercase();
-                Some((name, d.namespaces.clone()))
+                // `mx1.example.com` in `example.com` means what it says, as a delegation.
+                let name = match names::unambiguous(&d.name, &domain) {
+                    Ok(()) => names::owner(&d.name, &domain),
+                    Err(ambiguous) => names::absolute(&ambiguous.absolute),
+                };
+                Some((name.ok()?.to_lowercase(), d.namespaces.clone()))
             })
             .collect();
         Some(Self {
@@ -351,5 +355,30 @@ mod tests {
         ];
         let related: Vec<&str> = related(&me, &claims).map(|k| k.name.as_str()).collect();
         assert_eq!(related, ["same", "child", "parent"]);
+    }
+
+    #[test]
+    fn delegation_names_are_relative_or_absolute() {
+        let zone: Zone = serde_json::from_value(serde_json::json!({
+            "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Zone",
+            "metadata": {"name": "acme", "namespace": "acme"},
+            "spec": {
+                "domain": "Acme.Test", "nameServers": [{"name": "ns.example.net"}],
+                "delegations": [
+                    {"name": "mx1", "namespaces": ["mail"]},
+                    {"name": "eu.acme.test", "namespaces": ["eu"]},
+                    {"name": "us.acme.test.", "namespaces": ["us"]},
+                ],
+            },
+        }))
+        .unwrap();
+        let claim = Claim::of(&zone).unwrap();
+        assert_eq!(claim.domain.to_ascii(), "acme.test.");
+        let names: Vec<String> = claim
+            .delegations
+            .iter()
+            .map(|(name, _)| name.to_ascii())
+            .collect();
+        assert_eq!(names, ["mx1.acme.test.", "eu.acme.test.", "us.acme.test."]);
     }
 }
