@@ -319,8 +319,17 @@ pub fn zone_status(
             }
             if let Fleet::Seen(view) = fleet {
                 status.servers = Some(view.servers.clone());
+            } else {
+                status.servers = current.and_then(|s| s.servers.clone());
             }
-            let serving = fleet.serves(serial);
+            // A checker that has not looked yet (this replica just took over) does not undo
+            // what was verified for this very serial.
+            let verified = current.and_then(|s| s.serial) == Some(serial)
+                && was_served(existing, kinds::READY);
+            let serving = match fleet {
+                Fleet::Unseen if verified => Some(Ok(())),
+                _ => fleet.serves(serial),
+            };
             let synced = match &serving {
                 None => Desired {
                     kind: kinds::SYNCED,
@@ -384,13 +393,20 @@ pub fn zone_status(
     status
 }
 
+/// True if the condition `kind` says the pods serve the version.
+fn was_served(existing: &[Condition], kind: &str) -> bool {
+    existing
+        .iter()
+        .any(|c| c.type_ == kind && c.status == "True" && c.reason == reasons::SERVED)
+}
+
 fn served_message(fleet: Fleet<'_>, serial: u32) -> String {
     match fleet {
         Fleet::Seen(view) => format!(
             "{}/{} ready DNS pods serve serial {serial}",
             view.servers.total, view.servers.total
         ),
-        _ => format!("serial {serial} served"),
+        _ => format!("every ready DNS pod serves serial {serial}"),
     }
 }
 
@@ -455,7 +471,13 @@ pub fn record_status(
                 Some(serial) if was_accepted && unchanged => serial,
                 _ => zone_serial,
             };
-            let programmed = match fleet.serves(first_serial) {
+            let verified = current.and_then(|s| s.zone_serial) == Some(first_serial)
+                && was_served(existing, kinds::PROGRAMMED);
+            let serving = match fleet {
+                Fleet::Unseen if verified => Some(Ok(())),
+                _ => fleet.serves(first_serial),
+            };
+            let programmed = match serving {
                 None => Desired::yes(
                     kinds::PROGRAMMED,
                     reasons::PUBLISHED,
@@ -1080,6 +1102,42 @@ mod tests {
         assert_eq!(
             find(&gone.conditions, kinds::READY),
             ("False", "ZoneNotFound")
+        );
+    }
+
+    #[test]
+    fn a_new_leader_keeps_what_was_verified_until_its_checker_looks() {
+        let assembly = example_assembly();
+        let served = zone_status(
+            None,
+            Some(1),
+            published(&assembly, 3),
+            Fleet::Seen(&view(3, 2, 2, Some(3))),
+            t(0),
+        );
+        let after_failover = zone_status(
+            Some(&served),
+            Some(1),
+            published(&assembly, 3),
+            Fleet::Unseen,
+            t(5),
+        );
+        assert_eq!(
+            find(&after_failover.conditions, kinds::READY),
+            ("True", reasons::SERVED)
+        );
+        assert_eq!(after_failover.servers, served.servers);
+        let newer = zone_status(
+            Some(&served),
+            Some(1),
+            published(&assembly, 4),
+            Fleet::Unseen,
+            t(5),
+        );
+        assert_eq!(
+            find(&newer.conditions, kinds::READY),
+            ("False", reasons::PROGRESSING),
+            "a new serial is not verified by an old check"
         );
     }
 }
