@@ -68,6 +68,8 @@ pub struct Context {
     /// Pods the fleet health checker could not repair, per zone (pod → what is wrong): the
     /// Zone's `Degraded` condition says so.
     pub fleet_problems: Mutex<HashMap<ObjectKey, BTreeMap<String, String>>>,
+    /// The last assembly of each zone, with a fingerprint of its inputs.
+    pub assemblies: Mutex<HashMap<ObjectKey, (u64, Arc<crate::zone::Assembly>)>>,
     /// What the fleet health checker last saw of each zone; `Ready` needs it.
     pub fleet_views: Mutex<HashMap<ObjectKey, status::FleetView>>,
     /// Where publishes are announced to the fleet health checker, if it runs.
@@ -163,6 +165,9 @@ impl Context {
         }
         if let Ok(mut views) = self.fleet_views.lock() {
             views.remove(zone);
+        }
+        if let Ok(mut assemblies) = self.assemblies.lock() {
+            assemblies.remove(zone);
         }
         if let Ok(mut problems) = self.fleet_problems.lock() {
             problems.remove(zone);
@@ -410,6 +415,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         fleet_problems: Mutex::new(HashMap::new()),
         fleet_views: Mutex::new(HashMap::new()),
+        assemblies: Mutex::new(HashMap::new()),
         publish_notices: settings.fleet.as_ref().map(|_| notices_tx),
         zone_triggers: reconcile_tx.clone(),
         claims_seen: Mutex::new(HashMap::new()),

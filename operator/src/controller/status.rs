@@ -297,11 +297,18 @@ pub fn zone_status(
         servers: None,
     };
     let (ready, synced, degraded) = match outcome {
-        ZoneOutcome::DomainConflict(message) => (
-            Desired::no(kinds::READY, reasons::DOMAIN_CONFLICT, message),
-            Desired::no(kinds::SYNCED, reasons::DOMAIN_CONFLICT, "nothing published"),
-            Desired::yes(kinds::DEGRADED, reasons::DOMAIN_CONFLICT, message),
-        ),
+        ZoneOutcome::DomainConflict(message) => {
+            // It serves nothing: no serial, so nothing (the fleet checker included) takes
+            // this Zone's last version for the domain's.
+            status.serial = None;
+            status.digest = None;
+            status.record_count = None;
+            (
+                Desired::no(kinds::READY, reasons::DOMAIN_CONFLICT, message),
+                Desired::no(kinds::SYNCED, reasons::DOMAIN_CONFLICT, "nothing published"),
+                Desired::yes(kinds::DEGRADED, reasons::DOMAIN_CONFLICT, message),
+            )
+        }
         ZoneOutcome::InvalidSpec(message) => (
             Desired::no(kinds::READY, reasons::INVALID_SPEC, message),
             Desired::no(kinds::SYNCED, reasons::INVALID_SPEC, "nothing published"),

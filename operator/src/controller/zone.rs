@@ -90,7 +90,8 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
     // 2. Ownership: a Zone that does not own its domain publishes nothing.
     let child_zones = match me.as_ref().map(|me| (me, domains::standing(me, &claims))) {
         Some((me, domains::Standing::Conflict(conflict))) => {
-            return domain_conflict(zone, ctx, &records, &conflict.message(me), now).await;
+            return domain_conflict(zone, ctx, &records, &conflict, &conflict.message(me), now)
+                .await;
         }
         Some((_, domains::Standing::Owner { child_zones })) => child_zones,
         None => Vec::new(),
@@ -99,26 +100,25 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
     // 3. Assemble.
     let inputs = record_inputs(ctx, zone, &records).await?;
     let generation = zone.meta().generation;
-    let assembly =
-        match zone::assemble_with_children(&key.namespace, &zone.spec, &inputs, &child_zones) {
-            Ok(assembly) => assembly,
-            Err(e) => {
-                let message = e.to_string();
-                let status = status::zone_status(
-                    zone.status.as_ref(),
-                    generation,
-                    ZoneOutcome::InvalidSpec(&message),
-                    ctx.fleet_of(&key).as_fleet(),
-                    now,
-                );
-                write_zone_status(ctx, zone, &status, false).await?;
-                if !has_ready_reason(zone, status::reasons::INVALID_SPEC) {
-                    ctx.event(zone, EventType::Warning, "InvalidSpec", message)
-                        .await;
-                }
-                return Err(e.into());
+    let assembly = match assemble(ctx, zone, &key, &records, &inputs, &child_zones) {
+        Ok(assembly) => assembly,
+        Err(e) => {
+            let message = e.to_string();
+            let status = status::zone_status(
+                zone.status.as_ref(),
+                generation,
+                ZoneOutcome::InvalidSpec(&message),
+                ctx.fleet_of(&key).as_fleet(),
+                now,
+            );
+            write_zone_status(ctx, zone, &status, false).await?;
+            if !has_ready_reason(zone, status::reasons::INVALID_SPEC) {
+                ctx.event(zone, EventType::Warning, "InvalidSpec", message)
+                    .await;
             }
-        };
+            return Err(e.into());
+        }
+    };
     let digest = assembly.zone.digest_hex();
     tracing::debug!(zone = %key, records = records.len(), %digest,
         current = ?zone.status.as_ref().and_then(|s| s.serial), "assembled");
@@ -182,6 +182,67 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
     .await?;
     ctx.tally(&key, Some(tally(&assembly)));
     Ok(Action::await_change())
+}
+
+/// Assembles the zone, or takes the assembly of the same inputs from the last reconcile: a
+/// Zone is reconciled again whenever the fleet checker's view of it changes, and a large
+/// zone's assembly takes seconds.
+fn assemble(
+    ctx: &Context,
+    zone: &Zone,
+    key: &ObjectKey,
+    records: &[Arc<Record>],
+    inputs: &[RecordInput],
+    child_zones: &[(hickory_proto::rr::Name, ObjectKey)],
+) -> std::result::Result<Arc<Assembly>, zone::ZoneSpecError> {
+    let fingerprint = inputs_fingerprint(zone, records, inputs, child_zones);
+    let cached = ctx
+        .assemblies
+        .lock()
+        .ok()
+        .and_then(|cache| cache.get(key).cloned());
+    if let Some((known, assembly)) = cached
+        && known == fingerprint
+    {
+        return Ok(assembly);
+    }
+    let assembly = Arc::new(zone::assemble_with_children(
+        &key.namespace,
+        &zone.spec,
+        inputs,
+        child_zones,
+    )?);
+    if let Ok(mut cache) = ctx.assemblies.lock() {
+        cache.insert(key.clone(), (fingerprint, assembly.clone()));
+    }
+    Ok(assembly)
+}
+
+/// What assembly depends on: the Zone's identity and spec generation, the child zones, and
+/// each Record's identity, spec generation, creation time and namespace labels.
+fn inputs_fingerprint(
+    zone: &Zone,
+    records: &[Arc<Record>],
+    inputs: &[RecordInput],
+    child_zones: &[(hickory_proto::rr::Name, ObjectKey)],
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&zone.metadata.uid, zone.metadata.generation).hash(&mut hasher);
+    for (apex, child) in child_zones {
+        (apex.to_ascii(), child).hash(&mut hasher);
+    }
+    for (record, input) in records.iter().zip(inputs) {
+        (
+            &input.key,
+            &record.metadata.uid,
+            record.metadata.generation,
+            input.created.map(|t| t.as_nanosecond()),
+            &input.namespace_labels,
+        )
+            .hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// Every Zone in the store, as ownership claims.
@@ -318,10 +379,29 @@ async fn domain_conflict(
     zone: &Zone,
     ctx: &Context,
     records: &[Arc<Record>],
+    conflict: &domains::Conflict,
     message: &str,
     now: Timestamp,
 ) -> Result<Action> {
     let key = key_of(zone);
+    // A child zone whose parent withdrew the delegation stops being served. (A Zone that
+    // lost a domain to an older one retracts nothing: the owner's version replaces it.)
+    let served_before = zone.status.as_ref().is_some_and(|s| s.serial.is_some());
+    if served_before && matches!(conflict, domains::Conflict::NotDelegated { .. }) {
+        ctx.ensure_leading()?;
+        ctx.publisher.retract(&key, &zone.spec.domain).await?;
+        tracing::info!(zone = %key, domain = %zone.spec.domain, "retracted: no longer delegated");
+        ctx.event(
+            zone,
+            EventType::Normal,
+            "Retracted",
+            format!("zone {} retracted: {message}", zone.spec.domain),
+        )
+        .await;
+    }
+    if let Ok(mut published) = ctx.published.lock() {
+        published.remove(&key);
+    }
     let status = status::zone_status(
         zone.status.as_ref(),
         zone.meta().generation,
