@@ -170,9 +170,13 @@ impl RecordType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordStatus {
+    /// `Ready`: accepted and programmed (for `kubectl wait` and GitOps health).
     /// `Accepted`: the record is valid and part of its zone, or the reason it is not
     /// (`InvalidRData`, `AmbiguousName`, `Conflict`, `ZoneNotFound`, `NamespaceNotAllowed`,
-    /// `OutOfZone`, `Occluded`). `Programmed`: every ready DNS pod serves a zone version that includes it.
+    /// `OutOfZone`, `Occluded`, `DomainConflict`). `Programmed`: every ready DNS pod serves a
+    /// zone version that includes the record's current generation (`Served`), or not yet
+    /// (`NotServed`, `ServersNotSynced`), or it is not part of a zone (`NotAccepted`). Each
+    /// condition's `observedGeneration` is the generation it describes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

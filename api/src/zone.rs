@@ -222,8 +222,14 @@ pub struct ZoneStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// `Ready`: the latest version is assembled and published. `Synced`: every ready DNS
-    /// pod serves it. `Degraded`: something needs attention; the reason says what.
+    /// `Ready`: the current spec and Records are published and every ready DNS pod serves
+    /// that serial (`Served`); otherwise the reason says why not: `Progressing`,
+    /// `PublishFailed`, `ServersNotSynced`, `DomainConflict`, `InvalidSpec` (`Published`
+    /// when fleet health checking is off). `Synced`: every ready DNS pod serves the current
+    /// serial. `Degraded`: something needs attention; the reason says what. `Reconciling`
+    /// and `Stalled` (kstatus): `Ready` is false for a reason that resolves itself, or
+    /// until someone changes something. Each condition's `observedGeneration` is the
+    /// generation it describes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
