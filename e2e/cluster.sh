@@ -425,8 +425,9 @@ demo() {
   "$kubectl" create namespace demo --dry-run=client -o yaml | "$kubectl" apply -f - >&2
   "$kubectl" apply -n demo -f "$repo/examples/example-zone.yaml" >&2
   "$kubectl" rollout status -n zonefleet-system deployment/zonefleet-dns --timeout=120s >&2
+  # Ready means every ready DNS pod serves the Zone's current version.
   wait_for "every DNS pod to serve the example zone" 120 operator \
-    bash -c "'$kubectl' get zone example -n demo -o jsonpath='{.status.conditions[?(@.type==\"Synced\")].status}' | grep -qx True"
+    "$kubectl" wait -n demo --for=condition=Ready zone/example --timeout=1s
   "$kubectl" get zones,records -n demo
   local pod ip
   for pod in $("$kubectl" get pods -n zonefleet-system -l app.kubernetes.io/name=zonefleet-dns -o name); do
