@@ -1,0 +1,1346 @@
+//! Trustworthy zones end to end: who owns a domain (takeover, rename, child zones in other
+//! namespaces), record values that round-trip to the pods or are refused with a reason,
+//! `Ready` and `Programmed` that mean served, and Events and metrics that say what happened.
+//!
+//! Each test owns a small fleet: a NATS server, an operator, and two dns-pods behind a
+//! Service. Every check of served data asks every pod with `dig`. The operators watch every
+//! namespace, so the tests of this file run one at a time.
+
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, bail, ensure};
+use k8s_openapi::{
+    api::{
+        core::v1::{Namespace, Pod, Service},
+        events::v1::Event,
+    },
+    apimachinery::pkg::apis::meta::v1::Condition,
+    jiff::Timestamp,
+};
+use kube::{
+    Api,
+    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::{Value, json};
+use tokio::{sync::Mutex, time::Instant};
+use zonefleet_api::{Record, Zone};
+use zonefleet_e2e::{
+    dig::{DigAnswer, dig},
+    dns_fleet::{self, DNS_PORT},
+    harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
+    nats::NatsServer,
+    operator::{OperatorProcess, apply, install_crds},
+    tools::kubectl,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const PODS: [&str; 2] = ["dns-a", "dns-b"];
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+fn zone_manifest(name: &str, domain: &str, extra: Value) -> Value {
+    let mut zone = json!({
+        "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Zone",
+        "metadata": {"name": name},
+        "spec": {
+            "domain": domain,
+            "nameServers": [{"name": format!("ns1.{}", domain.to_lowercase()),
+                             "addresses": ["192.0.2.53"]}],
+        },
+    });
+    if let (Some(spec), Some(extra)) = (zone["spec"].as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    zone
+}
+
+fn record_manifest(name: &str, zone: &str, owner: &str, kind: &str, values: &[&str]) -> Value {
+    json!({
+        "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Record",
+        "metadata": {"name": name},
+        "spec": {"zoneRef": {"name": zone}, "name": owner, "type": kind, "values": values},
+    })
+}
+
+fn condition<'a>(conditions: &'a [Condition], kind: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == kind)
+}
+
+fn zone_condition<'a>(zone: &'a Zone, kind: &str) -> Option<&'a Condition> {
+    zone.status
+        .as_ref()
+        .and_then(|s| condition(&s.conditions, kind))
+}
+
+fn record_condition<'a>(record: &'a Record, kind: &str) -> Option<&'a Condition> {
+    record
+        .status
+        .as_ref()
+        .and_then(|s| condition(&s.conditions, kind))
+}
+
+/// True if the condition `kind` has `status` (and, if given, `reason`).
+fn zone_has(zone: &Zone, kind: &str, status: &str, reason: Option<&str>) -> bool {
+    zone_condition(zone, kind)
+        .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
+}
+
+fn record_has(record: &Record, kind: &str, status: &str, reason: Option<&str>) -> bool {
+    record_condition(record, kind)
+        .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
+}
+
+/// The second of a Zone's creationTimestamp.
+fn created_second(zone: &Zone) -> anyhow::Result<i64> {
+    Ok(zone
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .context("a creationTimestamp")?
+        .0
+        .as_second())
+}
+
+fn serial_of(zone: &Zone) -> Option<u32> {
+    zone.status.as_ref().and_then(|s| s.serial)
+}
+
+/// Ready=True for the Zone's generation, with both pods counted.
+fn zone_ready(zone: &Zone) -> bool {
+    zone_condition(zone, "Ready")
+        .is_some_and(|c| c.status == "True" && c.observed_generation == zone.metadata.generation)
+        && zone
+            .status
+            .as_ref()
+            .and_then(|s| s.servers.as_ref())
+            .is_some_and(|s| s.summary == "2/2")
+}
+
+/// `dig +short`: the answer section's rdata, exactly as dig prints it.
+async fn dig_short(server: SocketAddr, name: &str, kind: &str) -> anyhow::Result<Vec<String>> {
+    let output = tokio::process::Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string()])
+        .args(["+norecurse", "+time=1", "+tries=2", "+short"])
+        .arg(name)
+        .arg(kind)
+        .output()
+        .await
+        .context("running dig")?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    ensure!(
+        output.status.success(),
+        "dig {name} {kind} @{server}: {text}"
+    );
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// The character-strings of one TXT rdata as dig prints it: `"a" "b\"c\032"`.
+fn txt_strings(line: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut strings = Vec::new();
+    let mut bytes = line.bytes().peekable();
+    loop {
+        while bytes.next_if(|b| *b == b' ').is_some() {}
+        match bytes.next() {
+            None => return Ok(strings),
+            Some(b'"') => {}
+            Some(other) => bail!("unexpected {:?} in {line:?}", other as char),
+        }
+        let mut string = Vec::new();
+        loop {
+            match bytes.next().context("an unterminated string")? {
+                b'"' => break,
+                b'\\' => {
+                    let first = bytes.next().context("a dangling escape")?;
+                    if first.is_ascii_digit() {
+                        let digits = [first, bytes.next().unwrap_or(0), bytes.next().unwrap_or(0)];
+                        let value: u8 = std::str::from_utf8(&digits)?.parse()?;
+                        string.push(value);
+                    } else {
+                        string.push(first);
+                    }
+                }
+                b => string.push(b),
+            }
+        }
+        strings.push(string);
+    }
+}
+
+/// A test's fleet: its NATS server, operator, two dns-pods behind the Service `dns`, and
+/// any other namespaces it created.
+struct Fleet {
+    ns: TestNamespace,
+    nats: NatsServer,
+    prefix: String,
+    operator: Option<OperatorProcess>,
+    pods: Api<Pod>,
+    others: std::sync::Mutex<Vec<String>>,
+}
+
+impl Fleet {
+    fn operator_env(&self) -> Vec<(String, String)> {
+        let mut env = self.nats.client_env(&self.prefix);
+        env.push(("ZONEFLEET_DNS_SERVICE".into(), "dns".into()));
+        env.push(("ZONEFLEET_SWEEP_SECONDS".into(), "3".into()));
+        env.push(("ZONEFLEET_RESYNC_ATTEMPTS".into(), "3".into()));
+        env
+    }
+
+    async fn start(ns: TestNamespace) -> anyhow::Result<Self> {
+        install_crds(&ns.client).await?;
+        let nats = NatsServer::start(&ns.env, &ns.name).await?;
+        let prefix = format!("e2e-{}", ns.name);
+        let mut fleet = Self {
+            pods: Api::namespaced(ns.client.clone(), &ns.name),
+            ns,
+            nats,
+            prefix,
+            operator: None,
+            others: std::sync::Mutex::default(),
+        };
+        let services: Api<Service> = fleet.api();
+        services
+            .create(
+                &PostParams::default(),
+                &dns_fleet::dns_service("dns", "dns")?,
+            )
+            .await?;
+        fleet.operator = Some(OperatorProcess::start_with(
+            &fleet.ns.env,
+            &fleet.ns.name,
+            "integrity",
+            &fleet.operator_env(),
+        )?);
+        for pod in PODS {
+            fleet.add_pod(pod).await?;
+        }
+        for pod in PODS {
+            wait_for_object(&fleet.pods, pod, "Ready", TIMEOUT, |p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .await?;
+        }
+        Ok(fleet)
+    }
+
+    async fn add_pod(&self, name: &str) -> anyhow::Result<()> {
+        let snapshot_dir = self
+            .ns
+            .env
+            .dir()?
+            .join("snapshots")
+            .join(&self.ns.name)
+            .join(name);
+        // A frozen pod must stay a ready endpoint for a while, so the checker sees it.
+        let pod = dns_fleet::dns_pod(
+            self.ns.env.var("ZONEFLEET_POD_LABEL")?,
+            name,
+            "dns",
+            &self.nats.client_env(&self.prefix),
+            &snapshot_dir,
+            60,
+        )?;
+        self.pods.create(&PostParams::default(), &pod).await?;
+        Ok(())
+    }
+
+    /// An API of the test's own namespace.
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.ns.client.clone(), &self.ns.name)
+    }
+
+    fn api_in<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.ns.client.clone(), namespace)
+    }
+
+    /// Creates another namespace, deleted (with its Zones) when the test ends.
+    async fn other_namespace(&self, prefix: &str) -> anyhow::Result<String> {
+        let namespaces: Api<Namespace> = Api::all(self.ns.client.clone());
+        let created = namespaces
+            .create(
+                &PostParams::default(),
+                &Namespace {
+                    metadata: ObjectMeta {
+                        generate_name: Some(format!("e2e-integrity-{prefix}-")),
+                        labels: Some([("zonefleet.io/e2e".to_owned(), "true".to_owned())].into()),
+                        ..ObjectMeta::default()
+                    },
+                    ..Namespace::default()
+                },
+            )
+            .await?;
+        let name = created.metadata.name.context("a generated name")?;
+        self.others
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .push(name.clone());
+        Ok(name)
+    }
+
+    fn pid_of(&self, pod: &str) -> anyhow::Result<Pid> {
+        let pid = self.ns.container_pid(pod, "dns")?;
+        Ok(Pid::from_raw(i32::try_from(pid)?))
+    }
+
+    async fn pod_address(&self, pod: &str) -> anyhow::Result<SocketAddr> {
+        let pod = self.pods.get(pod).await?;
+        let ip: IpAddr = pod
+            .status
+            .and_then(|s| s.pod_ip)
+            .context("a pod address")?
+            .parse()?;
+        Ok(SocketAddr::new(ip, DNS_PORT))
+    }
+
+    /// What every pod answers, by pod.
+    async fn dig_all(&self, name: &str, kind: &str) -> anyhow::Result<Vec<(String, DigAnswer)>> {
+        let mut answers = Vec::new();
+        for pod in PODS {
+            let address = self.pod_address(pod).await?;
+            answers.push((pod.to_owned(), dig(address, name, kind).await?));
+        }
+        Ok(answers)
+    }
+
+    /// Checks that every pod answers `name kind` authoritatively with exactly `expected`
+    /// (in any order).
+    async fn served_now(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()> {
+        let expected: BTreeSet<&str> = expected.iter().copied().collect();
+        for (pod, answer) in self.dig_all(name, kind).await? {
+            let got: BTreeSet<&str> = answer.answers.iter().map(String::as_str).collect();
+            ensure!(
+                answer.status == "NOERROR"
+                    && answer.flags.iter().any(|f| f == "aa")
+                    && got == expected,
+                "{pod} answers {name} {kind} with {answer:?}, not {expected:?}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until every pod answers `name kind` with exactly `expected`.
+    async fn wait_served(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()> {
+        wait_until(
+            &format!("every pod to answer {name} {kind} with {expected:?}"),
+            TIMEOUT,
+            || async { Ok(self.served_now(name, kind, expected).await.ok()) },
+        )
+        .await?;
+        // Once more, for the error message when it flaps.
+        self.served_now(name, kind, expected).await
+    }
+
+    /// Checks for `period` that every pod keeps answering `name kind` with `expected`.
+    async fn keeps_serving(
+        &self,
+        name: &str,
+        kind: &str,
+        expected: &[&str],
+        period: Duration,
+    ) -> anyhow::Result<()> {
+        holds(period, || self.served_now(name, kind, expected)).await
+    }
+
+    /// The SOA serial every pod serves for `apex` (they must agree).
+    async fn served_serial(&self, apex: &str) -> anyhow::Result<u32> {
+        let mut serials = BTreeSet::new();
+        for (pod, answer) in self.dig_all(apex, "SOA").await? {
+            let serial = answer
+                .answers
+                .first()
+                .and_then(|soa| soa.split_whitespace().nth(2))
+                .and_then(|s| s.parse::<u32>().ok())
+                .with_context(|| format!("{pod}'s SOA for {apex}: {answer:?}"))?;
+            serials.insert(serial);
+        }
+        ensure!(
+            serials.len() == 1,
+            "the pods serve serials {serials:?} of {apex}"
+        );
+        serials.pop_first().context("a serial")
+    }
+
+    async fn wait_zone_in(
+        &self,
+        namespace: &str,
+        name: &str,
+        what: &str,
+        ok: impl Fn(&Zone) -> bool,
+    ) -> anyhow::Result<Zone> {
+        wait_for_object(&self.api_in::<Zone>(namespace), name, what, TIMEOUT, ok).await
+    }
+
+    async fn wait_zone(
+        &self,
+        name: &str,
+        what: &str,
+        ok: impl Fn(&Zone) -> bool,
+    ) -> anyhow::Result<Zone> {
+        self.wait_zone_in(&self.ns.name, name, what, ok).await
+    }
+
+    async fn wait_record_in(
+        &self,
+        namespace: &str,
+        name: &str,
+        what: &str,
+        ok: impl Fn(&Record) -> bool,
+    ) -> anyhow::Result<Record> {
+        wait_for_object(&self.api_in::<Record>(namespace), name, what, TIMEOUT, ok).await
+    }
+
+    async fn wait_record(
+        &self,
+        name: &str,
+        what: &str,
+        ok: impl Fn(&Record) -> bool,
+    ) -> anyhow::Result<Record> {
+        self.wait_record_in(&self.ns.name, name, what, ok).await
+    }
+
+    /// Deletes a Zone and waits until it is gone (its finalizer removed).
+    async fn delete_zone_in(&self, namespace: &str, name: &str) -> anyhow::Result<()> {
+        let zones: Api<Zone> = self.api_in(namespace);
+        zones.delete(name, &DeleteParams::default()).await?;
+        wait_until(
+            &format!("Zone {namespace}/{name} to be gone"),
+            TIMEOUT,
+            || async { Ok(zones.get_opt(name).await?.is_none().then_some(())) },
+        )
+        .await
+    }
+
+    /// Events about a Zone of the test's namespace, as `reason: note`.
+    async fn zone_events(&self, zone: &str) -> anyhow::Result<Vec<String>> {
+        let events: Api<Event> = self.api();
+        Ok(events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some("Zone") && r.name.as_deref() == Some(zone)
+                })
+            })
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
+    /// The operator's `/metrics`.
+    async fn metrics(&self) -> anyhow::Result<String> {
+        let address = self.operator.as_ref().context("the operator")?.metrics;
+        let response =
+            zonefleet_e2e::http::request("GET", address, "/metrics", Duration::from_secs(5))
+                .await?;
+        ensure!(response.status == 200, "GET /metrics: {}", response.status);
+        Ok(response.body)
+    }
+
+    /// `kubectl wait --for=condition=<condition> <object> --timeout=<timeout>` in the test's
+    /// namespace: whether it succeeded, and what it printed.
+    fn kubectl_wait(
+        &self,
+        object: &str,
+        condition: &str,
+        timeout: &str,
+    ) -> anyhow::Result<(bool, String)> {
+        let output = kubectl(&self.ns)?
+            .args(["wait", "-n", &self.ns.name, object])
+            .arg(format!("--for=condition={condition}"))
+            .arg(format!("--timeout={timeout}"))
+            .output()?;
+        Ok((
+            output.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        ))
+    }
+
+    /// Deletes the Zones of every namespace the test used while the operator still runs (so
+    /// their finalizers go), then the other namespaces, then stops what the test started.
+    async fn clean_up(mut self) -> anyhow::Result<()> {
+        let mut namespaces = vec![self.ns.name.clone()];
+        namespaces.extend(
+            self.others
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .clone(),
+        );
+        let mut outcome = Ok(());
+        for namespace in &namespaces {
+            let zones: Api<Zone> = self.api_in(namespace);
+            let deleted = async {
+                zones
+                    .delete_collection(&DeleteParams::default(), &ListParams::default())
+                    .await?;
+                wait_until(
+                    &format!("the Zones of {namespace} to be gone"),
+                    TIMEOUT,
+                    || async {
+                        Ok(zones
+                            .list(&ListParams::default())
+                            .await?
+                            .items
+                            .is_empty()
+                            .then_some(()))
+                    },
+                )
+                .await
+            }
+            .await;
+            outcome = outcome.and(deleted);
+        }
+        let all: Api<Namespace> = Api::all(self.ns.client.clone());
+        for namespace in &namespaces[1..] {
+            if let Err(e) = all.delete(namespace, &DeleteParams::default()).await {
+                eprintln!("could not delete namespace {namespace}: {e}");
+            }
+        }
+        if let Some(mut operator) = self.operator.take() {
+            operator.terminate().await?;
+        }
+        self.nats.stop().await?;
+        outcome
+    }
+}
+
+/// Checks `check` again and again for `period`; fails at the first failure.
+async fn holds<F, Fut>(period: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let until = Instant::now() + period;
+    loop {
+        check().await?;
+        if Instant::now() >= until {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Runs `test` on a fleet of its own, one test at a time, and cleans up also when it fails.
+async fn with_fleet<F, Fut>(prefix: &str, test: F)
+where
+    F: FnOnce(Arc<Fleet>) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    with_test_namespace(prefix, |ns| async move {
+        let fleet = Arc::new(Fleet::start(ns).await?);
+        let outcome = test(fleet.clone()).await;
+        if outcome.is_err() {
+            let log = fleet.operator.as_ref().map(|o| o.log.display().to_string());
+            eprintln!("the operator's log: {log:?}");
+        }
+        let fleet =
+            Arc::try_unwrap(fleet).map_err(|_| anyhow::anyhow!("the test kept its fleet"))?;
+        let cleanup = fleet.clean_up().await;
+        outcome.and(cleanup)
+    })
+    .await;
+    eprintln!("{prefix}: {:?}", started.elapsed());
+}
+
+/// 1. A second Zone for a domain cannot take it over, deleting it does not take the domain
+///    down, and a rename (create the new Zone, delete the old) hands over within seconds.
+#[tokio::test]
+async fn takeover_and_lasting_outage_are_gone() {
+    with_fleet("takeover", |fleet| async move {
+        let a = fleet.ns.name.clone();
+        let b = fleet.other_namespace("b").await?;
+        let zones_a: Api<Zone> = fleet.api();
+        let records_a: Api<Record> = fleet.api();
+        let zones_b: Api<Zone> = fleet.api_in(&b);
+        let records_b: Api<Record> = fleet.api_in(&b);
+
+        apply(&zones_a, &zone_manifest("owner", "owned.test", json!({}))).await?;
+        apply(
+            &records_a,
+            &record_manifest("www", "owner", "www", "A", &["192.0.2.10"]),
+        )
+        .await?;
+        fleet.wait_zone("owner", "Ready", zone_ready).await?;
+        fleet
+            .wait_served("www.owned.test", "A", &["192.0.2.10"])
+            .await?;
+
+        // B's Zone for the same domain (other case), in a later second than A's (a
+        // creationTimestamp has whole seconds; the same second is the next test's case):
+        // refused, naming A's.
+        let created = created_second(&zones_a.get("owner").await?)?;
+        wait_until("a second after owner's creation", TIMEOUT, || async {
+            Ok((Timestamp::now().as_second() > created).then_some(()))
+        })
+        .await?;
+        apply(
+            &zones_b,
+            &zone_manifest("intruder", "OWNED.Test", json!({})),
+        )
+        .await?;
+        apply(
+            &records_b,
+            &record_manifest("www", "intruder", "www", "A", &["203.0.113.66"]),
+        )
+        .await?;
+        let owner_key = format!("{a}/owner");
+        let refused = fleet
+            .wait_zone_in(
+                &b,
+                "intruder",
+                "Ready=False DomainConflict naming A's Zone",
+                |z| {
+                    zone_condition(z, "Ready").is_some_and(|c| {
+                        c.status == "False"
+                            && c.reason == "DomainConflict"
+                            && c.message.contains(&owner_key)
+                    })
+                },
+            )
+            .await?;
+        eprintln!("intruder: {:?}", zone_condition(&refused, "Ready"));
+        fleet
+            .keeps_serving(
+                "www.owned.test",
+                "A",
+                &["192.0.2.10"],
+                Duration::from_secs(3),
+            )
+            .await?;
+
+        // Deleting B's Zone leaves A's domain served.
+        fleet.delete_zone_in(&b, "intruder").await?;
+        fleet
+            .keeps_serving(
+                "www.owned.test",
+                "A",
+                &["192.0.2.10"],
+                Duration::from_secs(5),
+            )
+            .await?;
+        let owner = zones_a.get("owner").await?;
+        ensure!(
+            zone_has(&owner, "Ready", "True", None),
+            "owner after the intruder went: {:?}",
+            owner.status
+        );
+        let last_serial = serial_of(&owner).context("owner's serial")?;
+        ensure!(fleet.served_serial("owned.test").await? == last_serial);
+
+        // An Argo-style rename: the new Zone first, then the old one goes.
+        apply(&zones_a, &zone_manifest("renamed", "owned.test", json!({}))).await?;
+        apply(
+            &records_a,
+            &record_manifest("www-renamed", "renamed", "www", "A", &["192.0.2.20"]),
+        )
+        .await?;
+        fleet
+            .wait_zone(
+                "renamed",
+                "Ready=False DomainConflict while owner lives",
+                |z| zone_has(z, "Ready", "False", Some("DomainConflict")),
+            )
+            .await?;
+        let last_serial = serial_of(&zones_a.get("owner").await?).context("owner's serial")?;
+        let deleted = Instant::now();
+        fleet.delete_zone_in(&a, "owner").await?;
+        let renamed = fleet.wait_zone("renamed", "Ready", zone_ready).await?;
+        fleet
+            .wait_served("www.owned.test", "A", &["192.0.2.20"])
+            .await?;
+        let took = deleted.elapsed();
+        eprintln!("the rename took {took:?}");
+        ensure!(took < Duration::from_secs(15), "the rename took {took:?}");
+        let serial = serial_of(&renamed).context("renamed's serial")?;
+        ensure!(
+            serial > last_serial,
+            "renamed serves serial {serial}, owner had {last_serial}"
+        );
+        let served = fleet.served_serial("owned.test").await?;
+        ensure!(
+            served >= serial,
+            "the pods serve serial {served}, renamed says {serial}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// 1b. A Zone created in the same second as the one serving its domain (creationTimestamp
+///     has whole seconds) does not take the domain over either, even when its namespace
+///     sorts first.
+#[tokio::test]
+async fn a_zone_created_in_the_same_second_does_not_take_over() {
+    with_fleet("tie", |fleet| async move {
+        let a = fleet.ns.name.clone();
+        let b = fleet.other_namespace("b").await?;
+        ensure!(
+            b < a,
+            "namespace {b} should sort before {a}, the tie-break that matters"
+        );
+        let zones_a: Api<Zone> = fleet.api();
+        let records_a: Api<Record> = fleet.api();
+        let zones_b: Api<Zone> = fleet.api_in(&b);
+        let records_b: Api<Record> = fleet.api_in(&b);
+        // Early in a second, so that the owner is served and the intruder created before it
+        // ends; a few domains, in case the fleet is slow once.
+        for attempt in 1..=3 {
+            let domain = format!("tie{attempt}.test");
+            let www = format!("www.{domain}");
+            let name = format!("owner{attempt}");
+            wait_until("the start of a second", TIMEOUT, || async {
+                Ok((Timestamp::now().subsec_millisecond() < 100).then_some(()))
+            })
+            .await?;
+            apply(&zones_a, &zone_manifest(&name, &domain, json!({}))).await?;
+            apply(
+                &records_a,
+                &record_manifest(&format!("www{attempt}"), &name, "www", "A", &["192.0.2.10"]),
+            )
+            .await?;
+            fleet.wait_served(&www, "A", &["192.0.2.10"]).await?;
+            apply(&zones_b, &zone_manifest("intruder", &domain, json!({}))).await?;
+            apply(
+                &records_b,
+                &record_manifest("www", "intruder", "www", "A", &["203.0.113.66"]),
+            )
+            .await?;
+            let owner = created_second(&zones_a.get(&name).await?)?;
+            let intruder = created_second(&zones_b.get("intruder").await?)?;
+            if owner != intruder {
+                eprintln!("attempt {attempt}: created in seconds {owner} and {intruder}");
+                fleet.delete_zone_in(&b, "intruder").await?;
+                continue;
+            }
+            let owner_key = format!("{a}/{name}");
+            let refused = fleet
+                .wait_zone_in(
+                    &b,
+                    "intruder",
+                    "Ready=False DomainConflict naming A's Zone",
+                    |z| {
+                        zone_condition(z, "Ready")
+                            .is_some_and(|c| c.status == "False" && c.message.contains(&owner_key))
+                    },
+                )
+                .await;
+            let zone = zones_b.get("intruder").await?;
+            ensure!(
+                refused.is_ok(),
+                "the intruder, created in the same second, was not refused: {:?}",
+                zone_condition(&zone, "Ready")
+            );
+            fleet
+                .keeps_serving(&www, "A", &["192.0.2.10"], Duration::from_secs(3))
+                .await?;
+            let owner = zones_a.get(&name).await?;
+            ensure!(
+                zone_has(&owner, "Ready", "True", None),
+                "{name}: {:?}",
+                owner.status
+            );
+            return Ok(());
+        }
+        bail!("never created both Zones in the same second")
+    })
+    .await;
+}
+
+/// 2. A child zone in another namespace is refused until the parent delegates it; then it
+///    is served and the parent's data at its apex is occluded.
+#[tokio::test]
+async fn a_child_zone_in_another_namespace_needs_a_delegation() {
+    with_fleet("child", |fleet| async move {
+        let b = fleet.other_namespace("b").await?;
+        let zones_a: Api<Zone> = fleet.api();
+        let records_a: Api<Record> = fleet.api();
+        let zones_b: Api<Zone> = fleet.api_in(&b);
+        let records_b: Api<Record> = fleet.api_in(&b);
+
+        apply(&zones_a, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(
+            &records_a,
+            &record_manifest("mx1", "acme", "mx1", "A", &["192.0.2.1"]),
+        )
+        .await?;
+        fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        fleet
+            .wait_served("mx1.acme.test", "A", &["192.0.2.1"])
+            .await?;
+
+        apply(&zones_b, &zone_manifest("mx1", "mx1.acme.test", json!({}))).await?;
+        apply(
+            &records_b,
+            &record_manifest("apex", "mx1", "@", "A", &["198.51.100.1"]),
+        )
+        .await?;
+        fleet
+            .wait_zone_in(&b, "mx1", "Ready=False DomainConflict", |z| {
+                zone_has(z, "Ready", "False", Some("DomainConflict"))
+            })
+            .await?;
+        fleet
+            .keeps_serving("mx1.acme.test", "A", &["192.0.2.1"], Duration::from_secs(3))
+            .await?;
+
+        apply(
+            &zones_a,
+            &zone_manifest(
+                "acme",
+                "acme.test",
+                json!({"delegations": [{"name": "mx1", "namespaces": [b]}]}),
+            ),
+        )
+        .await?;
+        fleet.wait_zone_in(&b, "mx1", "Ready", zone_ready).await?;
+        fleet
+            .wait_served("mx1.acme.test", "A", &["198.51.100.1"])
+            .await?;
+        // From the child zone: its own SOA at the apex.
+        for (pod, answer) in fleet.dig_all("mx1.acme.test", "SOA").await? {
+            ensure!(
+                answer
+                    .answers
+                    .first()
+                    .is_some_and(|soa| soa.starts_with("ns1.mx1.acme.test.")),
+                "{pod}'s SOA for mx1.acme.test: {answer:?}"
+            );
+        }
+        let child_key = format!("{b}/mx1");
+        let occluded = fleet
+            .wait_record(
+                "mx1",
+                "Accepted=False Occluded naming the child Zone",
+                |r| {
+                    record_condition(r, "Accepted").is_some_and(|c| {
+                        c.status == "False"
+                            && c.reason == "Occluded"
+                            && c.message.contains(&child_key)
+                    })
+                },
+            )
+            .await?;
+        eprintln!("occluded: {:?}", record_condition(&occluded, "Accepted"));
+        fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// 3. A TXT value over 255 bytes is split into 255-byte strings, and the zone goes on.
+#[tokio::test]
+async fn a_long_txt_value_is_split_and_served() {
+    with_fleet("longtxt", |fleet| async move {
+        let zones: Api<Zone> = fleet.api();
+        let records: Api<Record> = fleet.api();
+        let key: String = (0..582)
+            .map(|i| {
+                char::from(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i % 64],
+                )
+            })
+            .collect();
+        let value = format!("v=DKIM1; k=rsa; p={key}");
+        ensure!(value.len() == 600);
+        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
+        )
+        .await?;
+        apply(
+            &records,
+            &record_manifest("dkim", "acme", "sel._domainkey", "TXT", &[&value]),
+        )
+        .await?;
+        fleet
+            .wait_record("dkim", "Accepted=True and Ready=True", |r| {
+                record_has(r, "Accepted", "True", None) && record_has(r, "Ready", "True", None)
+            })
+            .await?;
+        fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        for pod in PODS {
+            let address = fleet.pod_address(pod).await?;
+            let lines = dig_short(address, "sel._domainkey.acme.test", "TXT").await?;
+            ensure!(lines.len() == 1, "{pod} answers {lines:?}");
+            let strings = txt_strings(&lines[0])?;
+            let lengths: Vec<usize> = strings.iter().map(Vec::len).collect();
+            ensure!(
+                lengths == [255, 255, 90],
+                "{pod}: strings of {lengths:?} bytes"
+            );
+            ensure!(strings.concat() == value.as_bytes(), "{pod}: {lines:?}");
+        }
+        apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
+        )
+        .await?;
+        fleet
+            .wait_served("www.acme.test", "A", &["192.0.2.11"])
+            .await?;
+        fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// 4. An invalid CAA is refused with a reason; the zone, a valid CAA and later changes are
+///    served.
+#[tokio::test]
+async fn an_invalid_caa_is_refused_and_the_zone_goes_on() {
+    with_fleet("caa", |fleet| async move {
+        let zones: Api<Zone> = fleet.api();
+        let records: Api<Record> = fleet.api();
+        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
+        )
+        .await?;
+        apply(
+            &records,
+            &record_manifest("caa-bad", "acme", "bad", "CAA", &["0 bogus-tag \"x\""]),
+        )
+        .await?;
+        apply(
+            &records,
+            &record_manifest("caa", "acme", "@", "CAA", &["0 issue \"letsencrypt.org\""]),
+        )
+        .await?;
+        let bad = fleet
+            .wait_record("caa-bad", "Accepted=False InvalidRData", |r| {
+                record_has(r, "Accepted", "False", Some("InvalidRData"))
+            })
+            .await?;
+        let message = &record_condition(&bad, "Accepted")
+            .context("Accepted")?
+            .message;
+        ensure!(!message.trim().is_empty(), "InvalidRData without a message");
+        eprintln!("caa-bad: {message}");
+        fleet
+            .wait_zone("acme", "Ready=True, Degraded=True RecordsRejected", |z| {
+                zone_ready(z) && zone_has(z, "Degraded", "True", Some("RecordsRejected"))
+            })
+            .await?;
+        fleet
+            .wait_served("acme.test", "CAA", &["0 issue \"letsencrypt.org\""])
+            .await?;
+        for (pod, answer) in fleet.dig_all("bad.acme.test", "CAA").await? {
+            ensure!(
+                answer.answers.is_empty(),
+                "{pod} serves the invalid CAA: {answer:?}"
+            );
+        }
+        apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
+        )
+        .await?;
+        fleet
+            .wait_served("www.acme.test", "A", &["192.0.2.11"])
+            .await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// 5. An unquoted TXT is one string; a relative name that repeats the zone is refused.
+#[tokio::test]
+async fn unquoted_txt_is_one_string_and_ambiguous_names_are_refused() {
+    with_fleet("names", |fleet| async move {
+        let zones: Api<Zone> = fleet.api();
+        let records: Api<Record> = fleet.api();
+        let spf = "v=spf1 include:_spf.example.net ~all";
+        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(
+            &records,
+            &record_manifest("api", "acme", "api.acme.test", "A", &["192.0.2.7"]),
+        )
+        .await?;
+        apply(
+            &records,
+            &record_manifest("spf", "acme", "@", "TXT", &[spf]),
+        )
+        .await?;
+        fleet
+            .wait_record("api", "Accepted=False AmbiguousName", |r| {
+                record_has(r, "Accepted", "False", Some("AmbiguousName"))
+            })
+            .await?;
+        fleet
+            .wait_record("spf", "Ready", |r| record_has(r, "Ready", "True", None))
+            .await?;
+        fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        for pod in PODS {
+            let address = fleet.pod_address(pod).await?;
+            let lines = dig_short(address, "acme.test", "TXT").await?;
+            ensure!(lines.len() == 1, "{pod} answers {lines:?}");
+            let strings = txt_strings(&lines[0])?;
+            ensure!(strings == [spf.as_bytes()], "{pod} answers {lines:?}");
+        }
+        for (pod, answer) in fleet.dig_all("api.acme.test.acme.test.", "A").await? {
+            ensure!(
+                answer.status == "NXDOMAIN" && answer.answers.is_empty(),
+                "{pod} answers api.acme.test.acme.test. with {answer:?}"
+            );
+        }
+        for (pod, answer) in fleet.dig_all("api.acme.test.", "A").await? {
+            ensure!(
+                answer.answers.is_empty(),
+                "{pod} answers api.acme.test. with {answer:?}"
+            );
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// 6a. A frozen pod keeps the Zone from being Ready until it serves the change.
+#[tokio::test]
+async fn ready_means_served_by_every_pod() {
+    with_fleet("frozenpod", |fleet| async move {
+        let zones: Api<Zone> = fleet.api();
+        let records: Api<Record> = fleet.api();
+        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
+        )
+        .await?;
+        let zone = fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        fleet
+            .wait_served("www.acme.test", "A", &["192.0.2.10"])
+            .await?;
+        let before = serial_of(&zone).context("a serial")?;
+
+        let frozen = fleet.pid_of("dns-b")?;
+        let frozen_address = fleet.pod_address("dns-b").await?;
+        let live_address = fleet.pod_address("dns-a").await?;
+        kill(frozen, Signal::SIGSTOP)?;
+        let outcome = async {
+            apply(
+                &records,
+                &record_manifest("www", "acme", "www", "A", &["192.0.2.99"]),
+            )
+            .await?;
+            let zone = fleet
+                .wait_zone("acme", "a new serial, not Ready", |z| {
+                    serial_of(z).is_some_and(|s| s != before)
+                        && zone_condition(z, "Ready").is_some_and(|c| {
+                            c.status == "False"
+                                && (c.reason == "Progressing" || c.reason == "ServersNotSynced")
+                        })
+                })
+                .await?;
+            eprintln!(
+                "while dns-b is frozen: {:?}",
+                zone_condition(&zone, "Ready")
+            );
+            wait_until("dns-a to serve the change", TIMEOUT, || async {
+                let answer = dig(live_address, "www.acme.test", "A").await?;
+                Ok((answer.answers == ["192.0.2.99"]).then_some(()))
+            })
+            .await?;
+            ensure!(
+                dig(frozen_address, "www.acme.test", "A").await.is_err(),
+                "the frozen dns-b answered"
+            );
+            let (ok, output) = fleet.kubectl_wait("zone/acme", "Ready", "5s")?;
+            ensure!(
+                !ok,
+                "kubectl wait --for=condition=Ready succeeded with dns-b frozen: {output}"
+            );
+            let zone = zones.get("acme").await?;
+            ensure!(
+                !zone_has(&zone, "Ready", "True", None),
+                "Ready with dns-b frozen: {:?}",
+                zone.status
+            );
+            anyhow::Ok(())
+        }
+        .await;
+        kill(frozen, Signal::SIGCONT)?;
+        outcome?;
+        let (ok, output) = fleet.kubectl_wait("zone/acme", "Ready", "60s")?;
+        ensure!(
+            ok,
+            "kubectl wait --for=condition=Ready after thawing: {output}"
+        );
+        fleet
+            .wait_served("www.acme.test", "A", &["192.0.2.99"])
+            .await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// 6b. A frozen NATS server: the Zone does not claim Ready for a version no pod has.
+#[tokio::test]
+async fn ready_is_not_claimed_while_nats_is_frozen() {
+    with_fleet("frozennats", |fleet| async move {
+        let zones: Api<Zone> = fleet.api();
+        let records: Api<Record> = fleet.api();
+        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
+        )
+        .await?;
+        let zone = fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        fleet
+            .wait_served("www.acme.test", "A", &["192.0.2.10"])
+            .await?;
+        let before = serial_of(&zone).context("a serial")?;
+        let old_message = format!("serve serial {before}");
+
+        let nats = Pid::from_raw(i32::try_from(
+            fleet.nats.pid().context("the NATS server's pid")?,
+        )?);
+        kill(nats, Signal::SIGSTOP)?;
+        let frozen_at = Instant::now();
+        let outcome = async {
+            apply(
+                &records,
+                &record_manifest("www", "acme", "www", "A", &["192.0.2.99"]),
+            )
+            .await?;
+            let zone = wait_until(
+                "Ready=False (PublishFailed or Progressing)",
+                TIMEOUT,
+                || async {
+                    let zone = zones.get("acme").await?;
+                    let ready = zone_condition(&zone, "Ready").context("Ready")?;
+                    // Ready=True may only speak of the version the pods serve.
+                    ensure!(
+                        ready.status != "True" || ready.message.contains(&old_message),
+                        "Ready=True for a version no pod serves: {ready:?}"
+                    );
+                    Ok((ready.status == "False"
+                        && (ready.reason == "PublishFailed" || ready.reason == "Progressing"))
+                        .then_some(zone))
+                },
+            )
+            .await?;
+            eprintln!(
+                "{:?} after freezing NATS: {:?}",
+                frozen_at.elapsed(),
+                zone_condition(&zone, "Ready")
+            );
+            fleet
+                .served_now("www.acme.test", "A", &["192.0.2.10"])
+                .await?;
+            let (ok, output) = fleet.kubectl_wait("zone/acme", "Ready", "5s")?;
+            ensure!(
+                !ok,
+                "kubectl wait --for=condition=Ready succeeded with NATS frozen: {output}"
+            );
+            anyhow::Ok(())
+        }
+        .await;
+        kill(nats, Signal::SIGCONT)?;
+        outcome?;
+        let thawed = Instant::now();
+        let zone = wait_for_object(
+            &zones,
+            "acme",
+            "Ready at a newer serial",
+            Duration::from_secs(60),
+            |z| zone_ready(z) && serial_of(z).is_some_and(|s| s != before),
+        )
+        .await?;
+        fleet
+            .wait_served("www.acme.test", "A", &["192.0.2.99"])
+            .await?;
+        eprintln!(
+            "{:?} after thawing NATS: {:?}",
+            thawed.elapsed(),
+            zone_condition(&zone, "Ready")
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// 7. `Programmed` speaks of the Record's current generation, and goes with its Zone.
+#[tokio::test]
+async fn programmed_is_current() {
+    with_fleet("programmed", |fleet| async move {
+        let zones: Api<Zone> = fleet.api();
+        let records: Api<Record> = fleet.api();
+        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
+        )
+        .await?;
+        fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        fleet
+            .wait_record("www", "Programmed", |r| {
+                record_has(r, "Programmed", "True", None)
+            })
+            .await?;
+
+        let updated = apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
+        )
+        .await?;
+        ensure!(
+            updated.metadata.generation == Some(2),
+            "generation {:?}",
+            updated.metadata.generation
+        );
+        let (ok, output) = fleet.kubectl_wait("record/www", "Programmed", "60s")?;
+        ensure!(ok, "kubectl wait --for=condition=Programmed: {output}");
+        let record = records.get("www").await?;
+        let programmed = record_condition(&record, "Programmed").context("Programmed")?;
+        ensure!(
+            programmed.status == "True" && programmed.observed_generation == Some(2),
+            "Programmed after kubectl wait: {programmed:?}"
+        );
+        ensure!(
+            record_has(&record, "Ready", "True", None),
+            "Ready: {:?}",
+            record.status
+        );
+        fleet
+            .served_now("www.acme.test", "A", &["192.0.2.11"])
+            .await?;
+
+        fleet.delete_zone_in(&fleet.ns.name, "acme").await?;
+        let record = fleet
+            .wait_record("www", "Programmed=False, Ready=False ZoneNotFound", |r| {
+                record_has(r, "Programmed", "False", None)
+                    && record_has(r, "Ready", "False", Some("ZoneNotFound"))
+                    && record_has(r, "Accepted", "False", Some("ZoneNotFound"))
+            })
+            .await?;
+        eprintln!("after the Zone went: {:?}", record.status);
+        Ok(())
+    })
+    .await;
+}
+
+/// 8. One `Published` Event per serial, and fleet metrics that go with their Zone.
+#[tokio::test]
+async fn events_and_metrics_say_what_happened() {
+    with_fleet("events", |fleet| async move {
+        let zones: Api<Zone> = fleet.api();
+        let records: Api<Record> = fleet.api();
+        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
+        )
+        .await?;
+        let zone = fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        let mut serials = vec![serial_of(&zone).context("a serial")?];
+        for address in ["192.0.2.11", "192.0.2.12", "192.0.2.13"] {
+            apply(
+                &records,
+                &record_manifest("www", "acme", "www", "A", &[address]),
+            )
+            .await?;
+            let last = *serials.last().context("a serial")?;
+            let zone = fleet
+                .wait_zone("acme", "Ready at a new serial", |z| {
+                    zone_ready(z) && serial_of(z).is_some_and(|s| s != last)
+                })
+                .await?;
+            fleet.wait_served("www.acme.test", "A", &[address]).await?;
+            serials.push(serial_of(&zone).context("a serial")?);
+        }
+        let events = wait_until("a Published Event for each serial", TIMEOUT, || async {
+            let events = fleet.zone_events("acme").await?;
+            let all = serials.iter().all(|serial| {
+                let prefix = format!("Published: serial {serial} with ");
+                events
+                    .iter()
+                    .filter(|e| e.starts_with(&prefix) && e.ends_with(" records"))
+                    .count()
+                    == 1
+            });
+            Ok(all.then_some(events))
+        })
+        .await?;
+        eprintln!("serials {serials:?}; events {events:#?}");
+
+        let series = format!(
+            "zonefleet_operator_pods_out_of_sync{{zone=\"{}/acme\"}}",
+            fleet.ns.name
+        );
+        let metrics = wait_until("the zone's out-of-sync series", TIMEOUT, || async {
+            let metrics = fleet.metrics().await?;
+            Ok(metrics
+                .lines()
+                .any(|l| l.starts_with(&series))
+                .then_some(metrics))
+        })
+        .await?;
+        ensure!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("zonefleet_operator_pod_zone_pairs_out_of_sync")),
+            "no zonefleet_operator_pod_zone_pairs_out_of_sync:\n{metrics}"
+        );
+        ensure!(
+            !metrics.contains("zonefleet_operator_pods_out_of_sync_total"),
+            "zonefleet_operator_pods_out_of_sync_total is exported:\n{metrics}"
+        );
+        fleet.delete_zone_in(&fleet.ns.name, "acme").await?;
+        wait_until(
+            "the zone's out-of-sync series to be gone",
+            TIMEOUT,
+            || async {
+                let metrics = fleet.metrics().await?;
+                Ok((!metrics.lines().any(|l| l.starts_with(&series))).then_some(()))
+            },
+        )
+        .await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[test]
+fn parses_txt_strings_as_dig_prints_them() {
+    assert_eq!(
+        txt_strings(r#""a b" "c\"d\\" "\032x""#).unwrap(),
+        [b"a b".to_vec(), b"c\"d\\".to_vec(), b" x".to_vec()]
+    );
+    assert!(txt_strings("\"open").is_err());
+}
