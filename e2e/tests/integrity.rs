@@ -758,9 +758,16 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
                 )
                 .await;
             let zone = zones_b.get("intruder").await?;
+            let served: Vec<Vec<String>> = fleet
+                .dig_all(&www, "A")
+                .await?
+                .into_iter()
+                .map(|(_, answer)| answer.answers)
+                .collect();
             ensure!(
                 refused.is_ok(),
-                "the intruder, created in the same second, was not refused: {:?}",
+                "the intruder, created in the same second, was not refused: {:?}; the pods \
+                 answer {www} A with {served:?}",
                 zone_condition(&zone, "Ready")
             );
             fleet
@@ -1150,7 +1157,8 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
                         "Ready=True for a version no pod serves: {ready:?}"
                     );
                     Ok((ready.status == "False"
-                        && (ready.reason == "PublishFailed" || ready.reason == "Progressing"))
+                        && (ready.reason == "PublishFailed" || ready.reason == "Progressing")
+                        && ready.observed_generation == zone.metadata.generation)
                         .then_some(zone))
                 },
             )
