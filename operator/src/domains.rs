@@ -5,7 +5,8 @@
 //! [`Standing`] of the one it reconciles. The rules:
 //! 1. Domains compare case-insensitively, with or without the trailing dot.
 //! 2. Of the Zones for one domain that are not being deleted, the oldest (creation time,
-//!    then namespace and name) owns it; every other one is in conflict. A Zone being
+//!    then — within the same second — the one already serving, then namespace and name)
+//!    owns it; every other one is in conflict. A Zone being
 //!    deleted owns nothing, so its successor takes over while it goes.
 //! 3. A Zone inside the domain of an owning Zone in another namespace (its nearest
 //!    enclosing owner) needs that parent's permission (`spec.delegations`) — unless it is
@@ -30,6 +31,8 @@ pub struct Claim {
     pub created: Option<Timestamp>,
     /// True once it is being deleted.
     pub deleting: bool,
+    /// True if it has published a version of its domain (its status has a serial).
+    pub serving: bool,
     /// The child domains it delegates, absolute and lowercased, with the namespaces allowed.
     pub delegations: Vec<(Name, Vec<String>)>,
 }
@@ -57,12 +60,16 @@ impl Claim {
             domain,
             created: zone.metadata.creation_timestamp.as_ref().map(|t| t.0),
             deleting: zone.metadata.deletion_timestamp.is_some(),
+            serving: zone.status.as_ref().is_some_and(|s| s.serial.is_some()),
             delegations,
         })
     }
 
-    fn age_key(&self) -> (Option<Timestamp>, &ObjectKey) {
-        (self.created, &self.key)
+    /// Older first. Creation times have whole seconds only: of two Zones created in the same
+    /// second, the one already serving the domain counts as older, so a newcomer never takes
+    /// over a served domain by the order of its name.
+    fn age_key(&self) -> (Option<Timestamp>, bool, &ObjectKey) {
+        (self.created, !self.serving, &self.key)
     }
 
     fn older_than(&self, other: &Claim) -> bool {
@@ -224,6 +231,7 @@ mod tests {
             domain: names::absolute(domain).unwrap().to_lowercase(),
             created: Some(Timestamp::from_second(1_800_000_000 + age).unwrap()),
             deleting: false,
+            serving: false,
             delegations: Vec::new(),
         }
     }
@@ -380,5 +388,23 @@ mod tests {
             .map(|(name, _)| name.to_ascii())
             .collect();
         assert_eq!(names, ["mx1.acme.test.", "eu.acme.test.", "us.acme.test."]);
+    }
+
+    #[test]
+    fn in_the_same_second_the_zone_already_serving_keeps_the_domain() {
+        let mut owner = claim("zz-owner", "owner", "owned.test", 0);
+        let intruder = claim("aa-intruder", "intruder", "owned.test", 0);
+        let claims = [owner.clone(), intruder.clone()];
+        assert!(
+            matches!(standing(&intruder, &claims), Standing::Owner { .. }),
+            "with nothing served yet, the name decides"
+        );
+        owner.serving = true;
+        let claims = [owner.clone(), intruder.clone()];
+        assert!(matches!(standing(&owner, &claims), Standing::Owner { .. }));
+        assert!(matches!(
+            standing(&intruder, &claims),
+            Standing::Conflict(Conflict::SameDomain { .. })
+        ));
     }
 }

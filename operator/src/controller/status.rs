@@ -239,23 +239,20 @@ impl Fleet<'_> {
         } else if let Some(problems) = &view.problems {
             Err((reasons::SERVERS_NOT_SYNCED, problems.clone()))
         } else {
-            Err((
-                reasons::PROGRESSING,
+            let message = if view.serial != serial {
+                format!("serial {serial} published; checking the DNS pods")
+            } else if view.detail.is_empty() {
                 format!(
-                    "serial {serial} published; {}/{} ready DNS pods serve it{}",
-                    if view.serial == serial {
-                        view.servers.synced
-                    } else {
-                        0
-                    },
-                    view.servers.total,
-                    if view.detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", view.detail)
-                    }
-                ),
-            ))
+                    "serial {serial} published; {}/{} ready DNS pods serve it",
+                    view.servers.synced, view.servers.total
+                )
+            } else {
+                format!(
+                    "serial {serial} published; {}/{} ready DNS pods serve it: {}",
+                    view.servers.synced, view.servers.total, view.detail
+                )
+            };
+            Err((reasons::PROGRESSING, message))
         })
     }
 }
@@ -267,16 +264,33 @@ pub enum ZoneOutcome<'a> {
     DomainConflict(&'a str),
     /// The spec cannot be assembled.
     InvalidSpec(&'a str),
-    /// Assembled; `serial` is the published version, and `publish_error` says why a newer
-    /// one (`attempted`) could not be published.
+    /// Assembled; `serial` is the published version, and `next` a newer one on its way.
     Assembled {
         /// The zone.
         assembly: &'a Assembly,
         /// The serial in the distribution.
         serial: u32,
-        /// The serial that failed to publish, and why.
-        failed: Option<(u32, &'a str)>,
+        /// A newer version being published, or that could not be.
+        next: Option<NextVersion<'a>>,
     },
+}
+
+/// A version newer than the one in the distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextVersion<'a> {
+    /// Being published now.
+    Publishing(u32),
+    /// It could not be published, and why.
+    Failed(u32, &'a str),
+}
+
+impl<'a> NextVersion<'a> {
+    fn failed(self) -> Option<(u32, &'a str)> {
+        match self {
+            NextVersion::Failed(serial, error) => Some((serial, error)),
+            NextVersion::Publishing(_) => None,
+        }
+    }
 }
 
 /// The Zone's status after a reconcile.
@@ -317,9 +331,10 @@ pub fn zone_status(
         ZoneOutcome::Assembled {
             assembly,
             serial,
-            failed,
+            next,
         } => {
-            if failed.is_none() {
+            let failed = next.and_then(NextVersion::failed);
+            if next.is_none() {
                 status.serial = Some(serial);
                 status.digest = Some(assembly.zone.digest_hex());
                 status.record_count = Some(assembly.zone.record_count);
@@ -351,11 +366,21 @@ pub fn zone_status(
                 ),
                 Some(Err((reason, message))) => Desired::no(kinds::SYNCED, reason, message),
             };
-            let ready = match (failed, &serving) {
-                (Some((attempted, error)), _) => Desired::no(
+            let ready = match (next, &serving) {
+                (Some(NextVersion::Failed(attempted, error)), _) => Desired::no(
                     kinds::READY,
                     reasons::PUBLISH_FAILED,
                     format!("serial {attempted} could not be published: {error}"),
+                ),
+                (Some(NextVersion::Publishing(next)), _) => Desired::no(
+                    kinds::READY,
+                    reasons::PROGRESSING,
+                    match status.serial {
+                        Some(old) => format!(
+                            "publishing serial {next}; the DNS pods serve serial {old} until then"
+                        ),
+                        None => format!("publishing serial {next}"),
+                    },
                 ),
                 (None, None) => Desired::yes(
                     kinds::READY,
@@ -757,7 +782,7 @@ mod tests {
             ZoneOutcome::Assembled {
                 assembly: &assembly,
                 serial: 9,
-                failed: None,
+                next: None,
             },
             Fleet::Off,
             t(0),
@@ -887,7 +912,7 @@ mod tests {
         ZoneOutcome::Assembled {
             assembly,
             serial,
-            failed: None,
+            next: None,
         }
     }
 
@@ -959,7 +984,7 @@ mod tests {
             ZoneOutcome::Assembled {
                 assembly: &assembly,
                 serial: 3,
-                failed: Some((4, "NATS: timed out")),
+                next: Some(NextVersion::Failed(4, "NATS: timed out")),
             },
             Fleet::Seen(&view(3, 2, 2, Some(3))),
             t(5),
@@ -1145,6 +1170,38 @@ mod tests {
             find(&newer.conditions, kinds::READY),
             ("False", reasons::PROGRESSING),
             "a new serial is not verified by an old check"
+        );
+    }
+
+    #[test]
+    fn a_version_being_published_is_not_ready_yet() {
+        let assembly = example_assembly();
+        let served = zone_status(
+            None,
+            Some(1),
+            published(&assembly, 3),
+            Fleet::Seen(&view(3, 2, 2, Some(3))),
+            t(0),
+        );
+        let publishing = zone_status(
+            Some(&served),
+            Some(1),
+            ZoneOutcome::Assembled {
+                assembly: &assembly,
+                serial: 3,
+                next: Some(NextVersion::Publishing(4)),
+            },
+            Fleet::Seen(&view(3, 2, 2, Some(3))),
+            t(1),
+        );
+        assert_eq!(publishing.serial, Some(3));
+        assert_eq!(
+            find(&publishing.conditions, kinds::READY),
+            ("False", reasons::PROGRESSING)
+        );
+        assert_eq!(
+            find(&publishing.conditions, kinds::RECONCILING),
+            ("True", reasons::PROGRESSING)
         );
     }
 }

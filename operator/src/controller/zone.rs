@@ -25,7 +25,7 @@ use zonefleet_api::{NamespaceSelection, Record, RecordStatus, Zone, ZoneStatus};
 
 use super::{
     Context, FIELD_MANAGER, PublishedVersion, ZONE_FINALIZER, guarded, key_of,
-    status::{self, Fleet, ZoneOutcome},
+    status::{self, Fleet, NextVersion, ZoneOutcome},
 };
 use crate::{
     domains,
@@ -126,7 +126,27 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
     // 4. Decide the serial.
     let decision = decide(ctx, zone, &key, &digest).await?;
 
-    // 5. Publish (or make sure the distribution still holds the current version).
+    // 5. Publish (or make sure the distribution still holds the current version). A new
+    //    version is announced in the status first: until the pods serve it, the Zone is
+    //    not Ready, also while the publish itself hangs.
+    let fleet = ctx.fleet_of(&key);
+    let mut written: Option<Zone> = None;
+    if decision.publish {
+        let publishing = status::zone_status(
+            zone.status.as_ref(),
+            generation,
+            ZoneOutcome::Assembled {
+                assembly: &assembly,
+                serial: decision.previous.unwrap_or(decision.serial),
+                next: Some(NextVersion::Publishing(decision.serial)),
+            },
+            fleet.as_fleet(),
+            now,
+        );
+        if !status::zone_status_unchanged(zone.status.as_ref(), &publishing) {
+            written = Some(write_zone_status(ctx, zone, &publishing, true).await?);
+        }
+    }
     let published = publish(ctx, zone, &key, &assembly, decision).await;
     let failed = published
         .as_ref()
@@ -145,15 +165,18 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         ZoneOutcome::Assembled {
             assembly: &assembly,
             serial,
-            failed: failed.as_ref().map(|(s, e)| (*s, e.as_str())),
+            next: failed
+                .as_ref()
+                .map(|(s, e)| NextVersion::Failed(*s, e.as_str())),
         },
         fleet.as_fleet(),
         now,
     );
-    if !status::zone_status_unchanged(zone.status.as_ref(), &zone_status) {
+    let base = written.as_ref().unwrap_or(zone);
+    if !status::zone_status_unchanged(base.status.as_ref(), &zone_status) {
         write_zone_status(
             ctx,
-            zone,
+            base,
             &zone_status,
             decision.publish && failed.is_none(),
         )
@@ -482,12 +505,14 @@ async fn write_zone_status(
     zone: &Zone,
     status: &ZoneStatus,
     fenced: bool,
-) -> Result<()> {
+) -> Result<Zone> {
     const ATTEMPTS: usize = 5;
     let api: Api<Zone> = Api::namespaced(ctx.client.clone(), &zone.namespace().unwrap_or_default());
     let base_serial = zone.status.as_ref().and_then(|s| s.serial);
     let mut resource_version = zone.resource_version();
-    for attempt in 1..=ATTEMPTS {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         ctx.ensure_leading()?;
         let mut patch = json!({
             "apiVersion": Zone::api_version(&()),
@@ -505,7 +530,7 @@ async fn write_zone_status(
             )
             .await;
         match written {
-            Ok(_) => return Ok(()),
+            Ok(zone) => return Ok(zone),
             Err(kube::Error::Api(e)) if fenced && e.code == 409 && attempt < ATTEMPTS => {
                 let current = api.get_status(&zone.name_any()).await?;
                 let same_base = current.status.as_ref().and_then(|s| s.serial) == base_serial
@@ -518,7 +543,6 @@ async fn write_zone_status(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
 }
 
 /// Writes the status of each Record whose status changes (a few at a time), and an Event
