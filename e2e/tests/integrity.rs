@@ -1145,9 +1145,11 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
                 &record_manifest("www", "acme", "www", "A", &["192.0.2.99"]),
             )
             .await?;
+            // The new version is announced before it is published: Ready goes False at
+            // once, not when the publish gives up.
             let zone = wait_until(
-                "Ready=False (PublishFailed or Progressing)",
-                TIMEOUT,
+                "Ready=False (PublishFailed or Progressing) within 5 s",
+                Duration::from_secs(5),
                 || async {
                     let zone = zones.get("acme").await?;
                     let ready = zone_condition(&zone, "Ready").context("Ready")?;
@@ -1171,6 +1173,17 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
             fleet
                 .served_now("www.acme.test", "A", &["192.0.2.10"])
                 .await?;
+            let failed = wait_until("Ready=False, PublishFailed", TIMEOUT, || async {
+                let zone = zones.get("acme").await?;
+                let ready = zone_condition(&zone, "Ready").context("Ready")?;
+                ensure!(
+                    ready.status != "True",
+                    "Ready=True with NATS frozen: {ready:?}"
+                );
+                Ok((ready.reason == "PublishFailed").then(|| ready.clone()))
+            })
+            .await?;
+            eprintln!("{:?} after freezing NATS: {failed:?}", frozen_at.elapsed());
             let (ok, output) = fleet.kubectl_wait("zone/acme", "Ready", "5s")?;
             ensure!(
                 !ok,
