@@ -68,6 +68,9 @@ pub struct Context {
     /// Pods the fleet health checker could not repair, per zone (pod → what is wrong): the
     /// Zone's `Degraded` condition says so.
     pub fleet_problems: Mutex<HashMap<ObjectKey, BTreeMap<String, String>>>,
+    /// The last status this replica wrote for each Zone, with the resourceVersion it
+    /// made, until the cache shows it.
+    pub zone_statuses: Mutex<HashMap<ObjectKey, (String, zonefleet_api::ZoneStatus)>>,
     /// The last assembly of each zone, with a fingerprint of its inputs.
     pub assemblies: Mutex<HashMap<ObjectKey, (u64, Arc<crate::zone::Assembly>)>>,
     /// What the fleet health checker last saw of each zone; `Ready` needs it.
@@ -168,6 +171,9 @@ impl Context {
         }
         if let Ok(mut assemblies) = self.assemblies.lock() {
             assemblies.remove(zone);
+        }
+        if let Ok(mut statuses) = self.zone_statuses.lock() {
+            statuses.remove(zone);
         }
         if let Ok(mut problems) = self.fleet_problems.lock() {
             problems.remove(zone);
@@ -416,6 +422,7 @@ pub async fn run(
         fleet_problems: Mutex::new(HashMap::new()),
         fleet_views: Mutex::new(HashMap::new()),
         assemblies: Mutex::new(HashMap::new()),
+        zone_statuses: Mutex::new(HashMap::new()),
         publish_notices: settings.fleet.as_ref().map(|_| notices_tx),
         zone_triggers: reconcile_tx.clone(),
         claims_seen: Mutex::new(HashMap::new()),

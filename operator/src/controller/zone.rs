@@ -44,6 +44,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Zone>>, ctx: Arc<Context>) ->
 
 async fn reconcile_zone(zone: Arc<Zone>, ctx: &Context) -> Result<Action> {
     ctx.ensure_leading()?;
+    let zone = with_latest_status(ctx, zone);
     let api: Api<Zone> = Api::namespaced(ctx.client.clone(), &zone.namespace().unwrap_or_default());
     finalizer(&api, ZONE_FINALIZER, zone, |event| async {
         match event {
@@ -57,6 +58,29 @@ async fn reconcile_zone(zone: Arc<Zone>, ctx: &Context) -> Result<Action> {
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(Box::new(other)),
     })
+}
+
+/// The Zone with the status this replica last wrote, while the cache does not show that
+/// write yet. Status writes do not trigger reconciles, and the fleet checker's views trigger
+/// them in quick succession: a reconcile that compared with a stale cached status could skip
+/// a write the object needs and never be asked again.
+fn with_latest_status(ctx: &Context, zone: Arc<Zone>) -> Arc<Zone> {
+    let key = key_of(zone.as_ref());
+    let Ok(mut written) = ctx.zone_statuses.lock() else {
+        return zone;
+    };
+    match written.get(&key) {
+        Some((version, _)) if zone.metadata.resource_version.as_ref() == Some(version) => {
+            written.remove(&key);
+            zone
+        }
+        Some((_, status)) => {
+            let mut fresher = (*zone).clone();
+            fresher.status = Some(status.clone());
+            Arc::new(fresher)
+        }
+        None => zone,
+    }
 }
 
 /// The Records that reference a Zone, through the index, from the shared store.
@@ -530,7 +554,16 @@ async fn write_zone_status(
             )
             .await;
         match written {
-            Ok(zone) => return Ok(zone),
+            Ok(written) => {
+                if let (Some(version), Some(status), Ok(mut statuses)) = (
+                    written.metadata.resource_version.clone(),
+                    written.status.clone(),
+                    ctx.zone_statuses.lock(),
+                ) {
+                    statuses.insert(key_of(zone), (version, status));
+                }
+                return Ok(written);
+            }
             Err(kube::Error::Api(e)) if fenced && e.code == 409 && attempt < ATTEMPTS => {
                 let current = api.get_status(&zone.name_any()).await?;
                 let same_base = current.status.as_ref().and_then(|s| s.serial) == base_serial
