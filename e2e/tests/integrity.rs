@@ -391,6 +391,23 @@ impl Fleet {
         wait_for_object(&self.api_in::<Zone>(namespace), name, what, TIMEOUT, ok).await
     }
 
+    /// The Zone `acme` (`acme.test`) with `www A 192.0.2.10`, once Ready and served by
+    /// every pod.
+    async fn acme_with_www(&self) -> anyhow::Result<Zone> {
+        let zones: Api<Zone> = self.api();
+        let records: Api<Record> = self.api();
+        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(
+            &records,
+            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
+        )
+        .await?;
+        let zone = self.wait_zone("acme", "Ready", zone_ready).await?;
+        self.wait_served("www.acme.test", "A", &["192.0.2.10"])
+            .await?;
+        Ok(zone)
+    }
+
     async fn wait_zone(
         &self,
         name: &str,
@@ -1042,16 +1059,7 @@ async fn ready_means_served_by_every_pod() {
     with_fleet("frozenpod", |fleet| async move {
         let zones: Api<Zone> = fleet.api();
         let records: Api<Record> = fleet.api();
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
-        )
-        .await?;
-        let zone = fleet.wait_zone("acme", "Ready", zone_ready).await?;
-        fleet
-            .wait_served("www.acme.test", "A", &["192.0.2.10"])
-            .await?;
+        let zone = fleet.acme_with_www().await?;
         let before = serial_of(&zone).context("a serial")?;
 
         let frozen = fleet.pid_of("dns-b")?;
@@ -1121,16 +1129,7 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
     with_fleet("frozennats", |fleet| async move {
         let zones: Api<Zone> = fleet.api();
         let records: Api<Record> = fleet.api();
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
-        )
-        .await?;
-        let zone = fleet.wait_zone("acme", "Ready", zone_ready).await?;
-        fleet
-            .wait_served("www.acme.test", "A", &["192.0.2.10"])
-            .await?;
+        let zone = fleet.acme_with_www().await?;
         let before = serial_of(&zone).context("a serial")?;
         let old_message = format!("serve serial {before}");
 
@@ -1220,15 +1219,8 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
 #[tokio::test]
 async fn programmed_is_current() {
     with_fleet("programmed", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
         let records: Api<Record> = fleet.api();
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
-        )
-        .await?;
-        fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        fleet.acme_with_www().await?;
         fleet
             .wait_record("www", "Programmed", |r| {
                 record_has(r, "Programmed", "True", None)
@@ -1280,15 +1272,8 @@ async fn programmed_is_current() {
 #[tokio::test]
 async fn events_and_metrics_say_what_happened() {
     with_fleet("events", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
         let records: Api<Record> = fleet.api();
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
-        )
-        .await?;
-        let zone = fleet.wait_zone("acme", "Ready", zone_ready).await?;
+        let zone = fleet.acme_with_www().await?;
         let mut serials = vec![serial_of(&zone).context("a serial")?];
         for address in ["192.0.2.11", "192.0.2.12", "192.0.2.13"] {
             apply(

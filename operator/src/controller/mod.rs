@@ -160,27 +160,21 @@ impl Context {
         }
     }
 
-    /// Forgets a deleted Zone: its published version, tallies, fleet view and metric series.
+    /// Forgets a deleted Zone: its published version, tallies, fleet view, assembly, last
+    /// status, claim and metric series.
     pub fn forget_zone(&self, zone: &ObjectKey) {
+        fn forget<V>(map: &Mutex<HashMap<ObjectKey, V>>, zone: &ObjectKey) {
+            if let Ok(mut map) = map.lock() {
+                map.remove(zone);
+            }
+        }
         self.tally(zone, None);
-        if let Ok(mut published) = self.published.lock() {
-            published.remove(zone);
-        }
-        if let Ok(mut views) = self.fleet_views.lock() {
-            views.remove(zone);
-        }
-        if let Ok(mut assemblies) = self.assemblies.lock() {
-            assemblies.remove(zone);
-        }
-        if let Ok(mut statuses) = self.zone_statuses.lock() {
-            statuses.remove(zone);
-        }
-        if let Ok(mut problems) = self.fleet_problems.lock() {
-            problems.remove(zone);
-        }
-        if let Ok(mut seen) = self.claims_seen.lock() {
-            seen.remove(zone);
-        }
+        forget(&self.published, zone);
+        forget(&self.fleet_views, zone);
+        forget(&self.assemblies, zone);
+        forget(&self.zone_statuses, zone);
+        forget(&self.fleet_problems, zone);
+        forget(&self.claims_seen, zone);
         self.metrics.forget_zone(zone);
     }
 
