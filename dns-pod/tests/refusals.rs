@@ -1,8 +1,8 @@
 //! A version the pod cannot decode is refused, and later versions still apply: a follower
 //! against a real nats-server (the one `e2e/tools.sh` builds), with its admin endpoint.
 //!
-//! Without the nats-server binary (`e2e/setup.sh` builds it; `NATS_SERVER` may name another)
-//! the test says so and passes without running.
+//! It needs the nats-server binary: `e2e/setup.sh` builds it (`make test` runs setup first),
+//! and `NATS_SERVER` may name another. Without it the test fails; it never passes unrun.
 
 use std::{
     collections::HashMap,
@@ -206,10 +206,8 @@ async fn refused(admin: SocketAddr) -> Vec<RefusedVersion> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_version_is_refused_and_later_versions_apply() {
-    let Some(binary) = nats_server_binary() else {
-        eprintln!("skipped: no nats-server binary (run e2e/setup.sh, or set NATS_SERVER)");
-        return;
-    };
+    let binary = nats_server_binary()
+        .expect("no nats-server binary: run e2e/setup.sh (it builds one), or set NATS_SERVER");
     // The bad version really is what the pod meets: it encodes, and does not decode.
     let bad = undecodable(2);
     let bad_bytes = bad.encode().unwrap();
