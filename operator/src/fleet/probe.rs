@@ -1,5 +1,6 @@
 //! Asking a DNS pod what it serves: the zone's SOA over DNS (UDP, then TCP when the answer
-//! is truncated), the digests its `/zones` shows, and the versions its `/refused` lists.
+//! is truncated), and the digests its `/zones` shows. (The versions a pod refused reach the
+//! checker in its re-sync replies.)
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
@@ -169,16 +170,6 @@ pub async fn served_versions(
         .collect())
 }
 
-/// Reads a pod's `/refused`: the last version of each zone it could not decode or build
-/// (and still does not serve a version as new as), sorted by zone.
-pub async fn refused_versions(
-    http: &reqwest::Client,
-    admin: SocketAddr,
-    wait: Duration,
-) -> Result<Vec<zonefleet_nats::RefusedVersion>, ProbeError> {
-    admin_get(http, admin, "/refused", wait).await
-}
-
 /// GETs the JSON of an admin endpoint; errors name the path.
 async fn admin_get<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
@@ -223,34 +214,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refused_versions_reads_the_pods_list() {
+    async fn served_versions_reads_the_pods_list() {
         let admin = admin_answering(
             "200 OK",
-            r#"[{"zone": "example.com.", "serial": 7, "reason": "malformed", "error": "malformed DNS data: incorrect rdata length", "atMillis": 1700000000000}]"#,
+            r#"[{"zone": "Example.COM.", "serial": 7, "digest": "ab12", "records": 3}]"#,
         )
         .await;
-        let refused = refused_versions(&reqwest::Client::new(), admin, Duration::from_secs(5))
+        let served = served_versions(&reqwest::Client::new(), admin, Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(
-            refused,
-            [zonefleet_nats::RefusedVersion {
-                zone: "example.com.".into(),
-                serial: Some(7),
-                reason: "malformed".into(),
-                error: "malformed DNS data: incorrect rdata length".into(),
-                at_millis: 1_700_000_000_000,
-            }]
+            served,
+            HashMap::from([("example.com.".to_owned(), (7, "ab12".to_owned()))])
         );
     }
 
     #[tokio::test]
     async fn admin_errors_name_the_endpoint() {
         let admin = admin_answering("404 Not Found", "").await;
-        let error = refused_versions(&reqwest::Client::new(), admin, Duration::from_secs(5))
+        let error = served_versions(&reqwest::Client::new(), admin, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert_eq!(error.kind(), "admin");
-        assert!(error.to_string().starts_with("/refused: "), "{error}");
+        assert!(error.to_string().starts_with("/zones: "), "{error}");
     }
 }
