@@ -19,10 +19,7 @@ pub fn next_serial(current: Option<u32>, policy: SerialPolicy, now: Timestamp) -
     }
 }
 
-/// Whether `a` is newer than `b` under RFC 1982.
-pub fn is_newer(a: u32, b: u32) -> bool {
-    SerialNumber::new(a) > SerialNumber::new(b)
-}
+pub use zonefleet_wire::is_newer;
 
 /// The serial a policy would like; `Increment` only counts on.
 fn propose(policy: SerialPolicy, now: Timestamp) -> Option<u32> {

@@ -186,6 +186,12 @@ impl Snapshot {
     }
 }
 
+/// True if SOA serial `serial` is newer than `than` under RFC 1982 sequence-space
+/// arithmetic: the one comparison the operator and the DNS pods both use.
+pub fn is_newer(serial: u32, than: u32) -> bool {
+    hickory_proto::rr::SerialNumber::new(serial) > hickory_proto::rr::SerialNumber::new(than)
+}
+
 /// Encodes a snapshot from its parts, taking the records one at a time (a caller that
 /// keeps them in another form need not collect them); `count` must be their number.
 pub fn encode_snapshot(

@@ -1,7 +1,6 @@
 //! What a distribution message does to the served version of its zone: a pure decision,
 //! keyed by (zone, serial), so duplicates and stale versions change nothing.
 
-use hickory_proto::rr::SerialNumber;
 use zonefleet_wire::{Delta, Message, Snapshot};
 
 /// What to do with a message.
@@ -23,10 +22,7 @@ pub enum Plan<'m> {
 /// The served version of the message's zone, if any: serial and digest.
 pub type Served<'s> = Option<(u32, &'s [u8])>;
 
-/// True if `serial` is newer than `than` under RFC 1982 arithmetic.
-pub fn is_newer(serial: u32, than: u32) -> bool {
-    SerialNumber::new(serial) > SerialNumber::new(than)
-}
+pub use zonefleet_wire::is_newer;
 
 /// Decides what `message` does, given the served version of its zone.
 pub fn plan<'m>(served: Served<'_>, message: &'m Message) -> Plan<'m> {
