@@ -3,6 +3,7 @@
 //! These types are the single source of truth for the CRDs in `crds/`, which
 //! `cargo run -p zonefleet-api --bin crdgen` writes, and a test keeps in step.
 
+pub mod conditions;
 mod record;
 pub mod reference;
 mod zone;

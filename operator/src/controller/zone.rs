@@ -486,7 +486,7 @@ fn tally(assembly: &Assembly) -> BTreeMap<&'static str, i64> {
     let mut counts = BTreeMap::new();
     for verdict in assembly.verdicts.values() {
         let reason = match verdict {
-            Verdict::Accepted => "Accepted",
+            Verdict::Accepted => status::reasons::ACCEPTED,
             Verdict::Rejected { reason, .. } => reason.as_str(),
         };
         *counts.entry(reason).or_default() += 1;
