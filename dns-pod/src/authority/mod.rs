@@ -2,8 +2,9 @@
 //! RFC 4592), as a pure function over an immutable zone index.
 //!
 //! [`ZoneIndex`] holds one zone version; [`ZoneIndex::lookup`] answers a question without
-//! scanning: every step is a lookup in an ordered map (O(log n)), and the index holds the
-//! empty non-terminals, so closest-encloser and wildcard checks are lookups too.
+//! scanning: every step is a lookup in a hash table from lowercase wire-form names (O(1)),
+//! and the index holds the empty non-terminals, so closest-encloser and wildcard checks
+//! are lookups too.
 
 mod index;
 mod lookup;

@@ -108,12 +108,6 @@ impl AnswerTemplates {
         }
     }
 
-    /// The template for a lowercase wire-form name of `index` (the version these answers
-    /// were built from) and a type, if the name is held with that type.
-    pub fn get(&self, index: &ZoneIndex, lowercase_name: &[u8], qtype: u16) -> Option<&[u8]> {
-        self.at(index, lowercase_name)?.get(&self.bytes, qtype)
-    }
-
     /// The answers at a lowercase wire-form name of `index`.
     fn at(&self, index: &ZoneIndex, lowercase_name: &[u8]) -> Option<&NameAnswers> {
         self.names.get(index.position(lowercase_name)?)
