@@ -16,7 +16,7 @@ use hickory_proto::{
 };
 use prometheus_client::metrics::gauge::Gauge;
 use tracing::debug;
-use zonefleet_wire::{ApplyError, Delta, Snapshot, SnapshotReader, record_identity};
+use zonefleet_wire::{ApplyError, Delta, Snapshot, SnapshotReader};
 
 use crate::{
     authority::{BuildError, ZoneIndex},
@@ -69,37 +69,16 @@ impl ServedZone {
     /// at a time) without the removed ones, with the added ones, checked against the
     /// delta's digest. Neither version is ever held as hickory `Record`s all at once.
     pub fn apply(&self, delta: &Delta) -> Result<Self, DeltaError> {
-        if self.serial() != delta.from_serial {
-            return Err(ApplyError::WrongBase {
-                expected: delta.from_serial,
-                actual: self.serial(),
-            }
-            .into());
-        }
-        let mut remaining: HashMap<Vec<u8>, usize> = HashMap::new();
-        for record in &delta.removed {
-            *remaining.entry(record_identity(record)).or_default() += 1;
-        }
+        delta.check_base(self.serial())?;
+        let mut removal = delta.removal();
         let index = ZoneIndex::build(
             self.origin(),
             self.index
                 .records()
-                .filter(|record| match remaining.get_mut(&record_identity(record)) {
-                    Some(count) if *count > 0 => {
-                        *count -= 1;
-                        false
-                    }
-                    _ => true,
-                })
+                .filter(|record| removal.keeps(record))
                 .chain(delta.added.iter().cloned()),
         )?;
-        if let Some(missing) = delta.removed.iter().find(|record| {
-            remaining
-                .get(&record_identity(record))
-                .is_some_and(|count| *count > 0)
-        }) {
-            return Err(ApplyError::MissingRecord(missing.to_string()).into());
-        }
+        removal.finish()?;
         if index.digest().as_slice() != delta.digest.as_slice() {
             return Err(ApplyError::DigestMismatch {
                 expected: zonefleet_wire::hex(&delta.digest),

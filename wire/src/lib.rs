@@ -169,6 +169,49 @@ pub enum ApplyError {
     },
 }
 
+/// The records a delta removes that the base version has not shown yet (see
+/// [`Delta::removal`]). Each removed record takes out one equal record (same name, class,
+/// type, TTL and data).
+#[derive(Debug)]
+pub struct Removal<'d> {
+    delta: &'d Delta,
+    remaining: std::collections::HashMap<Vec<u8>, usize>,
+}
+
+impl Removal<'_> {
+    /// False if the delta removes `record` (it is then counted as removed).
+    pub fn keeps(&mut self, record: &Record) -> bool {
+        if self.remaining.is_empty() {
+            return true;
+        }
+        let identity = record_identity(record);
+        match self.remaining.get_mut(&identity) {
+            Some(count) => {
+                *count -= 1;
+                if *count == 0 {
+                    self.remaining.remove(&identity);
+                }
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Fails if the base version lacked a record the delta removes.
+    pub fn finish(self) -> Result<(), ApplyError> {
+        let remaining = &self.remaining;
+        match self
+            .delta
+            .removed
+            .iter()
+            .find(|record| remaining.contains_key(&record_identity(record)))
+        {
+            Some(missing) => Err(ApplyError::MissingRecord(missing.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
 fn dns<E: std::fmt::Display>(e: E) -> WireError {
     WireError::Dns(e.to_string())
 }
@@ -254,34 +297,11 @@ impl Delta {
     /// makes, checked against the delta's digest. `base` is taken, and its records are
     /// edited in place (no second copy of a large zone); on error nothing is returned.
     pub fn apply(&self, base: Snapshot) -> Result<Snapshot, ApplyError> {
-        if base.serial != self.from_serial {
-            return Err(ApplyError::WrongBase {
-                expected: self.from_serial,
-                actual: base.serial,
-            });
-        }
-        let mut remaining: std::collections::HashMap<Vec<u8>, usize> =
-            std::collections::HashMap::new();
-        for record in &self.removed {
-            *remaining.entry(record_identity(record)).or_default() += 1;
-        }
+        self.check_base(base.serial)?;
+        let mut removal = self.removal();
         let mut records = base.records;
-        if !remaining.is_empty() {
-            records.retain(|record| match remaining.get_mut(&record_identity(record)) {
-                Some(count) if *count > 0 => {
-                    *count -= 1;
-                    false
-                }
-                _ => true,
-            });
-        }
-        if let Some(record) = self.removed.iter().find(|r| {
-            remaining
-                .get(&record_identity(r))
-                .is_some_and(|count| *count > 0)
-        }) {
-            return Err(ApplyError::MissingRecord(record.to_string()));
-        }
+        records.retain(|record| removal.keeps(record));
+        removal.finish()?;
         records.extend(self.added.iter().cloned());
         let next = Snapshot {
             origin: base.origin,
@@ -291,6 +311,33 @@ impl Delta {
         };
         next.verify()?;
         Ok(next)
+    }
+
+    /// Fails unless the delta starts from the version with `serial`.
+    pub fn check_base(&self, serial: u32) -> Result<(), ApplyError> {
+        if serial == self.from_serial {
+            Ok(())
+        } else {
+            Err(ApplyError::WrongBase {
+                expected: self.from_serial,
+                actual: serial,
+            })
+        }
+    }
+
+    /// The delta's removals, to take out of the base version's records one at a time: the
+    /// one rule for applying a delta, whether the version is held as records (here) or as a
+    /// packed index (the DNS pod).
+    pub fn removal(&self) -> Removal<'_> {
+        let mut remaining: std::collections::HashMap<Vec<u8>, usize> =
+            std::collections::HashMap::new();
+        for record in &self.removed {
+            *remaining.entry(record_identity(record)).or_default() += 1;
+        }
+        Removal {
+            delta: self,
+            remaining,
+        }
     }
 
     /// The delta that turns `old` into `new`: records in `old` but not in `new` are removed,
