@@ -643,7 +643,7 @@ impl Checker {
             .fleet
             .resyncs
             .get_or_create(&crate::metrics::ResultLabels {
-                result: outcome.result,
+                result: outcome.result.label(),
             })
             .inc();
         if let Some(refused) = outcome.refused {
@@ -767,10 +767,32 @@ pub async fn ask_soa(
 /// How a re-sync request ended.
 #[derive(Debug)]
 struct ResyncOutcome {
-    /// `ok`, `error` or `timeout`, for the metric.
-    result: &'static str,
+    /// How it ended.
+    result: ResyncResult,
     /// The versions the pod refused, of the zones asked about, when it replied.
     refused: Option<Vec<RefusedVersion>>,
+}
+
+/// How a re-sync request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResyncResult {
+    /// The pod re-synced every zone asked about.
+    Ok,
+    /// The request failed, the reply was malformed, or some zones could not be re-synced.
+    Error,
+    /// No reply in time.
+    Timeout,
+}
+
+impl ResyncResult {
+    /// The metric label.
+    fn label(self) -> &'static str {
+        match self {
+            ResyncResult::Ok => "ok",
+            ResyncResult::Error => "error",
+            ResyncResult::Timeout => "timeout",
+        }
+    }
 }
 
 async fn resync(
@@ -792,17 +814,17 @@ async fn resync(
     };
     let body = match serde_json::to_vec(&request) {
         Ok(body) => body,
-        Err(_) => return failed("error"),
+        Err(_) => return failed(ResyncResult::Error),
     };
     let reply = tokio::time::timeout(wait, nats.request(subject, body.into())).await;
     match reply {
         Err(_) => {
             warn!(%pod, "re-sync request timed out");
-            failed("timeout")
+            failed(ResyncResult::Timeout)
         }
         Ok(Err(error)) => {
             warn!(%pod, %error, "re-sync request failed");
-            failed("error")
+            failed(ResyncResult::Error)
         }
         Ok(Ok(message)) => match serde_json::from_slice::<ResyncReply>(&message.payload) {
             Ok(reply) => {
@@ -811,16 +833,16 @@ async fn resync(
                 }
                 ResyncOutcome {
                     result: if reply.errors.is_empty() {
-                        "ok"
+                        ResyncResult::Ok
                     } else {
-                        "error"
+                        ResyncResult::Error
                     },
                     refused: Some(reply.refused),
                 }
             }
             Err(error) => {
                 warn!(%pod, %error, "malformed re-sync reply");
-                failed("error")
+                failed(ResyncResult::Error)
             }
         },
     }
