@@ -27,10 +27,30 @@ pub struct ZoneVersion {
     pub content: Arc<AssembledZone>,
 }
 
-/// A failed publish.
+/// A failed publish: what was being done, and the error that stopped it (kept as the
+/// source, so logs and the `PublishFailed` condition can show the whole chain).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PublishError(pub String);
+#[error("{what}: {source}")]
+pub struct PublishError {
+    /// What was being done.
+    pub what: String,
+    /// Why it failed.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl PublishError {
+    /// A failure of `what`, caused by `source`.
+    pub fn new(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+}
 
 /// Publishes zone versions and retractions. Both must be idempotent: a reconcile may repeat.
 pub trait ZonePublisher: Send + Sync {

@@ -87,8 +87,10 @@ impl std::fmt::Debug for NatsPublisher {
     }
 }
 
-fn failed(what: &str) -> impl FnOnce(String) -> PublishError + '_ {
-    move |e| PublishError(format!("NATS: {what}: {e}"))
+fn failed<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    what: &str,
+) -> impl FnOnce(E) -> PublishError + '_ {
+    move |e| PublishError::new(format!("NATS: {what}"), e)
 }
 
 impl NatsPublisher {
@@ -111,7 +113,7 @@ impl NatsPublisher {
                 ..Default::default()
             })
             .await
-            .map_err(|e| failed("creating the event stream")(e.to_string()))?;
+            .map_err(failed("creating the event stream"))?;
         let bucket = layout.snapshot_bucket();
         let store = match jetstream.get_object_store(&bucket).await {
             Ok(store) => store,
@@ -124,7 +126,7 @@ impl NatsPublisher {
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| failed("creating the snapshot bucket")(e.to_string()))?,
+                .map_err(failed("creating the snapshot bucket"))?,
         };
         Ok(Self {
             layout,
@@ -158,9 +160,7 @@ impl NatsPublisher {
         snapshot: &Snapshot,
         published_at: u64,
     ) -> Result<(), PublishError> {
-        let bytes = snapshot
-            .encode()
-            .map_err(|e| failed("encoding")(e.to_string()))?;
+        let bytes = snapshot.encode().map_err(failed("encoding"))?;
         let mut metadata = HashMap::from([
             (META_SERIAL.to_owned(), snapshot.serial.to_string()),
             (
@@ -180,7 +180,7 @@ impl NatsPublisher {
         self.store
             .put(meta, &mut bytes.as_slice())
             .await
-            .map_err(|e| failed("storing the snapshot")(e.to_string()))?;
+            .map_err(failed("storing the snapshot"))?;
         Ok(())
     }
 
@@ -259,7 +259,7 @@ impl NatsPublisher {
         previous: Option<&Snapshot>,
         snapshot: &Snapshot,
     ) -> Result<Vec<u8>, PublishError> {
-        let encoding = |e: zonefleet_wire::WireError| failed("encoding")(e.to_string());
+        let encoding = |e: zonefleet_wire::WireError| failed("encoding")(e);
         if let Some(previous) = previous {
             let delta = Delta::between(previous, snapshot)
                 .encode()
@@ -343,7 +343,7 @@ impl ZonePublisher for NatsPublisher {
                         && info.metadata.get(META_DIGEST) == Some(&zonefleet_wire::hex(&digest))
                 }
                 Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => false,
-                Err(e) => return Err(failed("reading the snapshot bucket")(e.to_string())),
+                Err(e) => return Err(failed("reading the snapshot bucket")(e)),
             };
             if stored {
                 self.confirmed
@@ -376,7 +376,7 @@ impl ZonePublisher for NatsPublisher {
                     .zip(info.metadata.get(META_DIGEST).cloned())),
                 Ok(_) => Ok(None),
                 Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(None),
-                Err(e) => Err(failed("reading the snapshot bucket")(e.to_string())),
+                Err(e) => Err(failed("reading the snapshot bucket")(e)),
             }
         })
     }
@@ -391,17 +391,17 @@ impl ZonePublisher for NatsPublisher {
             match self.store.delete(&name).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => {}
-                Err(e) => return Err(failed("deleting the snapshot")(e.to_string())),
+                Err(e) => return Err(failed("deleting the snapshot")(e)),
             }
             let origin = hickory_proto::rr::Name::from_ascii(&name)
-                .map_err(|e| PublishError(format!("zone {zone}: {e}")))?;
+                .map_err(|e| PublishError::new(format!("zone {zone}"), e))?;
             let marker = Marker {
                 origin,
                 serial: 0,
                 digest: Vec::new(),
             }
             .encode_retract()
-            .map_err(|e| failed("encoding")(e.to_string()))?;
+            .map_err(failed("encoding"))?;
             // No message ID: a zone deleted, re-created and deleted again is retracted again.
             self.publish_event(&name, None, marker, zonefleet_nats::unix_millis())
                 .await?;
