@@ -1,11 +1,8 @@
-//! A minimal HTTP/1.1 client: enough for kubelet probes and for tests that talk to Pods.
+//! HTTP GETs for kubelet probes and for tests that talk to Pods, on the workspace's HTTP
+//! client (reqwest): one request per connection, no proxy, redirects not followed (a 3xx is
+//! an answer, as the kubelet's prober counts it).
 
-use std::{net::SocketAddr, time::Duration};
-
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
 /// A response's status code and body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,89 +13,98 @@ pub struct Response {
     pub body: String,
 }
 
-/// Sends one request with `Connection: close` and reads the whole response.
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .user_agent("zonefleet-e2e")
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new())
+    })
+}
+
+/// Sends one request to `address` and reads the whole response within `timeout`.
 pub async fn request(
     method: &str,
     address: SocketAddr,
     path: &str,
     timeout: Duration,
 ) -> std::io::Result<Response> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(std::io::Error::other)?;
     let exchange = async {
-        let mut stream = TcpStream::connect(address).await?;
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: zonefleet-e2e\r\n\
-             Accept: */*\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        parse_response(&raw).ok_or_else(|| std::io::Error::other("malformed HTTP response"))
+        let response = client()
+            .request(method, format!("http://{address}{path}"))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body = response.text().await?;
+        Ok::<_, reqwest::Error>(Response { status, body })
     };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
-        std::io::Error::new(
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!("no answer within {timeout:?}"),
-        )
-    })?
-}
-
-/// Parses a status line, headers and body (identity or chunked encoding).
-pub fn parse_response(raw: &[u8]) -> Option<Response> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let mut parts = head.split(' ');
-    parts.next().filter(|v| v.starts_with("HTTP/"))?;
-    let status = parts.next()?.parse().ok()?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_owned()
-    };
-    Some(Response { status, body })
-}
-
-fn dechunk(mut body: &str) -> Option<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n")?;
-        let size = usize::from_str_radix(size.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.push_str(rest.get(..size)?);
-        body = rest.get(size + 2..)?;
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
     use super::*;
 
-    #[test]
-    fn parses_plain_and_chunked_responses() {
-        let plain = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
+    /// A server that answers one request with `raw`.
+    async fn answering(raw: &'static [u8]) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = vec![0; 4096];
+            let _ = stream.read(&mut request).await.unwrap();
+            stream.write_all(raw).await.unwrap();
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn reads_plain_chunked_and_redirect_responses() {
+        let wait = Duration::from_secs(5);
+        let plain = answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
         assert_eq!(
-            plain,
+            request("GET", plain, "/", wait).await.unwrap(),
             Response {
                 status: 200,
                 body: "ok".into()
             }
         );
-        let chunked =
-            parse_response(b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
-                .unwrap();
+        let chunked = answering(
+            b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        )
+        .await;
         assert_eq!(
-            chunked,
+            request("GET", chunked, "/", wait).await.unwrap(),
             Response {
                 status: 503,
                 body: "abcde".into()
             }
         );
-        assert_eq!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n"), None);
-        assert_eq!(parse_response(b"HTTP/1.1 200 OK"), None);
+        let redirect =
+            answering(b"HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        assert_eq!(
+            request("GET", redirect, "/", wait).await.unwrap().status,
+            302
+        );
+        let not_http = answering(b"SSH-2.0-OpenSSH\r\n\r\n").await;
+        assert!(request("GET", not_http, "/", wait).await.is_err());
     }
 }
