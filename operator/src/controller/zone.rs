@@ -182,9 +182,13 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         Some(_) => decision.previous.unwrap_or(decision.serial),
         None => decision.serial,
     };
+    // The status just written (if any) is the current one: conditions that went False for
+    // the publish and come back True get a new transition time.
+    let base = written.as_ref().unwrap_or(zone);
+    // Read again: the checker may have seen the pods serve the version meanwhile.
     let fleet = ctx.fleet_of(&key);
     let zone_status = status::zone_status(
-        zone.status.as_ref(),
+        base.status.as_ref(),
         generation,
         ZoneOutcome::Assembled {
             assembly: &assembly,
@@ -196,7 +200,6 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         fleet.as_fleet(),
         now,
     );
-    let base = written.as_ref().unwrap_or(zone);
     if !status::zone_status_unchanged(base.status.as_ref(), &zone_status) {
         write_zone_status(
             ctx,
