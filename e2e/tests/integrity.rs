@@ -394,16 +394,29 @@ impl Fleet {
     /// The Zone `acme` (`acme.test`) with `www A 192.0.2.10`, once Ready and served by
     /// every pod.
     async fn acme_with_www(&self) -> anyhow::Result<Zone> {
+        self.zone_with_a("acme", "acme.test", "www", "192.0.2.10")
+            .await
+    }
+
+    /// A Zone `name` for `domain` in the test's namespace with one Record (named as its
+    /// owner) `owner A address`, once Ready and served by every pod.
+    async fn zone_with_a(
+        &self,
+        name: &str,
+        domain: &str,
+        owner: &str,
+        address: &str,
+    ) -> anyhow::Result<Zone> {
         let zones: Api<Zone> = self.api();
         let records: Api<Record> = self.api();
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(&zones, &zone_manifest(name, domain, json!({}))).await?;
         apply(
             &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
+            &record_manifest(owner, name, owner, "A", &[address]),
         )
         .await?;
-        let zone = self.wait_zone("acme", "Ready", zone_ready).await?;
-        self.wait_served("www.acme.test", "A", &["192.0.2.10"])
+        let zone = self.wait_zone(name, "Ready", zone_ready).await?;
+        self.wait_served(&format!("{owner}.{domain}"), "A", &[address])
             .await?;
         Ok(zone)
     }
@@ -604,15 +617,8 @@ async fn takeover_and_lasting_outage_are_gone() {
         let zones_b: Api<Zone> = fleet.api_in(&b);
         let records_b: Api<Record> = fleet.api_in(&b);
 
-        apply(&zones_a, &zone_manifest("owner", "owned.test", json!({}))).await?;
-        apply(
-            &records_a,
-            &record_manifest("www", "owner", "www", "A", &["192.0.2.10"]),
-        )
-        .await?;
-        fleet.wait_zone("owner", "Ready", zone_ready).await?;
         fleet
-            .wait_served("www.owned.test", "A", &["192.0.2.10"])
+            .zone_with_a("owner", "owned.test", "www", "192.0.2.10")
             .await?;
 
         // B's Zone for the same domain (other case), in a later second than A's (a
@@ -810,19 +816,11 @@ async fn a_child_zone_in_another_namespace_needs_a_delegation() {
     with_fleet("child", |fleet| async move {
         let b = fleet.other_namespace("b").await?;
         let zones_a: Api<Zone> = fleet.api();
-        let records_a: Api<Record> = fleet.api();
         let zones_b: Api<Zone> = fleet.api_in(&b);
         let records_b: Api<Record> = fleet.api_in(&b);
 
-        apply(&zones_a, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &records_a,
-            &record_manifest("mx1", "acme", "mx1", "A", &["192.0.2.1"]),
-        )
-        .await?;
-        fleet.wait_zone("acme", "Ready", zone_ready).await?;
         fleet
-            .wait_served("mx1.acme.test", "A", &["192.0.2.1"])
+            .zone_with_a("acme", "acme.test", "mx1", "192.0.2.1")
             .await?;
 
         apply(&zones_b, &zone_manifest("mx1", "mx1.acme.test", json!({}))).await?;
