@@ -131,31 +131,55 @@ fn process_environment(ns: &TestNamespace, pod: &str) -> anyhow::Result<BTreeMap
         .collect())
 }
 
-/// One UDP query for `name A`; true when it is answered with both addresses.
-async fn answered(server: SocketAddr, name: &str, id: u16) -> bool {
+/// How long the client waits for one response before it sends the query again.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
+/// How many times the client sends a query before it gives up, as a stub resolver does
+/// (glibc's `attempts`, dig's `+tries`).
+const QUERY_ATTEMPTS: usize = 3;
+
+/// What became of one query sent to one server.
+#[derive(Debug)]
+enum Outcome {
+    /// Answered with both addresses, after this many unanswered attempts.
+    Answered { retries: usize },
+    /// Answered, but not with both addresses (or not as a response to the query).
+    Wrong(String),
+    /// No response to any attempt.
+    Unanswered,
+}
+
+/// One UDP query for `name A` to `server`, sent again after each [`QUERY_TIMEOUT`] up to
+/// [`QUERY_ATTEMPTS`] times.
+async fn query_a(server: SocketAddr, name: &str, id: u16) -> anyhow::Result<Outcome> {
     let mut query = Message::new(id, MessageType::Query, OpCode::Query);
-    let Ok(name) = Name::from_ascii(name) else {
-        return false;
-    };
-    query.add_query(Query::query(name, RecordType::A));
-    let Ok(bytes) = query.to_vec() else {
-        return false;
-    };
-    let Ok(socket) = tokio::net::UdpSocket::bind("0.0.0.0:0").await else {
-        return false;
-    };
-    if socket.send_to(&bytes, server).await.is_err() {
-        return false;
-    }
+    query.add_query(Query::query(Name::from_ascii(name)?, RecordType::A));
+    let bytes = query.to_vec()?;
+    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
     let mut buffer = [0u8; 1500];
-    match tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buffer)).await {
-        Ok(Ok(len)) => Message::from_vec(&buffer[..len]).is_ok_and(|response| {
-            response.id == id
+    for retries in 0..QUERY_ATTEMPTS {
+        socket.send_to(&bytes, server).await?;
+        let Ok(received) = tokio::time::timeout(QUERY_TIMEOUT, socket.recv(&mut buffer)).await
+        else {
+            continue;
+        };
+        let response = Message::from_vec(&buffer[..received?])?;
+        return Ok(
+            if response.id == id
                 && response.response_code == ResponseCode::NoError
                 && response.answers.len() == 2
-        }),
-        _ => false,
+            {
+                Outcome::Answered { retries }
+            } else {
+                Outcome::Wrong(format!(
+                    "id {} (sent {id}), {}, {} answers",
+                    response.id,
+                    response.response_code,
+                    response.answers.len()
+                ))
+            },
+        );
     }
+    Ok(Outcome::Unanswered)
 }
 
 /// How far behind the EndpointSlices the client's view of the Service is, as kube-proxy's
@@ -168,6 +192,8 @@ const ROUTING_LAG: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 struct ServiceClient {
     answered: usize,
+    /// Queries answered only after they were sent again.
+    retried: Vec<String>,
     failed: Vec<String>,
     servers: BTreeSet<String>,
 }
@@ -218,15 +244,24 @@ async fn query_the_service(
         if let Some((pod, server)) = ready.get(next % ready.len().max(1)) {
             next = next.wrapping_add(1);
             let id = u16::try_from(next % 65536).unwrap_or(0);
-            if answered(*server, &name, id).await {
-                seen.answered += 1;
-                seen.servers.insert(pod.clone());
-            } else {
-                seen.failed.push(format!(
-                    "{pod} ({server}) at {}, routing view of {:?} ago",
-                    k8s_openapi::jiff::Timestamp::now(),
-                    views[0].0.elapsed()
-                ));
+            let at = k8s_openapi::jiff::Timestamp::now();
+            let routed = views[0].0.elapsed();
+            match query_a(*server, &name, id).await? {
+                Outcome::Answered { retries } => {
+                    seen.answered += 1;
+                    seen.servers.insert(pod.clone());
+                    if retries > 0 {
+                        seen.retried.push(format!(
+                            "{pod} ({server}) at {at}, after {retries} timeouts"
+                        ));
+                    }
+                }
+                Outcome::Wrong(why) => seen.failed.push(format!(
+                    "{pod} ({server}) at {at}, routing view of {routed:?} before: answered {why}"
+                )),
+                Outcome::Unanswered => seen.failed.push(format!(
+                    "{pod} ({server}) at {at}, routing view of {routed:?} before: no response to {QUERY_ATTEMPTS} attempts"
+                )),
             }
         } else {
             seen.failed.push("no ready endpoint".into());
@@ -398,10 +433,11 @@ async fn helm_install_upgrade_and_uninstall_on_the_local_cluster() {
         upgrade?;
         let after = after.with_context(|| format!("the upgrade replaced both DNS pods {before:?}"))?;
         eprintln!(
-            "during the upgrade ({before:?} → {after:?}): {} queries answered by {:?}, {} failed",
+            "during the upgrade ({before:?} → {after:?}): {} queries answered by {:?}, {} failed; sent again after a timeout: {:?}",
             seen.answered,
             seen.servers,
-            seen.failed.len()
+            seen.failed.len(),
+            seen.retried
         );
         ensure!(
             seen.failed.is_empty(),
