@@ -550,12 +550,20 @@ class DnsPod(Server):
         return m is not None and m.group(1) == "0"
 
 
+class DnsPodBefore(DnsPod):
+    """A second zonefleet-dns-pod binary (BENCH_DNS_POD_BEFORE_BIN, e.g. built from an
+    earlier commit), run side by side with the current one to compare a change in one run."""
+
+    binary = ""
+
+
 SERVER_TYPES = {
     "nsd": (Nsd, "NSD"),
     "knot": (Knot, "Knot DNS"),
     "bind": (Bind, "BIND 9"),
     "hickory": (Hickory, "hickory-dns (stock)"),
     "dns-pod": (DnsPod, "zonefleet-dns-pod"),
+    "dns-pod-before": (DnsPodBefore, "zonefleet-dns-pod (before)"),
 }
 
 
@@ -1155,15 +1163,18 @@ def settings_from_env(zone_set: str, out_root: Path, stamp: str) -> Settings:
     base = env_int("BENCH_PORT_BASE", 15300)
     Hickory.binary = os.environ["BENCH_HICKORY_BIN"]
     DnsPod.binary = os.environ["BENCH_DNS_POD_BIN"]
-    ports = {"nsd": 1, "knot": 2, "bind": 3, "hickory": 4, "dns-pod": 5}
+    DnsPodBefore.binary = os.environ.get("BENCH_DNS_POD_BEFORE_BIN", "")
+    ports = {"nsd": 1, "knot": 2, "bind": 3, "hickory": 4, "dns-pod": 5, "dns-pod-before": 6}
     servers = []
     for name in env_list("BENCH_SERVERS", "nsd knot bind hickory dns-pod"):
         if name not in SERVER_TYPES:
             raise BenchError(f"unknown server {name!r} in BENCH_SERVERS "
                              f"(known: {' '.join(SERVER_TYPES)})")
         cls, label = SERVER_TYPES[name]
+        if cls is DnsPodBefore and not DnsPodBefore.binary:
+            raise BenchError("dns-pod-before needs BENCH_DNS_POD_BEFORE_BIN")
         servers.append(cls(name, label, base + ports[name],
-                           base + 10 + ports[name] if name == "dns-pod" else 0))
+                           base + 10 + ports[name] if issubclass(cls, DnsPod) else 0))
     wanted = env_list("BENCH_MIXES", "all")
     available = list(manifest["mixes"])
     if wanted == ["all"]:

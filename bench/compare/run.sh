@@ -27,6 +27,8 @@
 #   BENCH_STRICT [0]        1: stop at the first failure instead of marking it and going on
 #   BENCH_NO_BUILD [0]      1: do not run `cargo build --release -p zonefleet-dns-pod`
 #   BENCH_DNS_POD_BIN       the dns-pod binary [target/release/zonefleet-dns-pod]
+#   BENCH_DNS_POD_BEFORE_BIN  a second dns-pod binary, measured as server "dns-pod-before" (e.g. the
+#                           commit before a change, to compare both in one run)
 #   HICKORY_VERSION [0.26.3], ZONEFLEET_CACHE [~/.cache/zonefleet]: where setup.sh put hickory-dns
 set -euo pipefail
 
