@@ -1,22 +1,17 @@
-//! Each served zone version as a hickory-server [`ZoneHandler`].
+//! Each served zone version as a hickory-server [`ZoneHandler`], so the zones plug into
+//! hickory's `Catalog`. (The pod's own listeners answer through [`crate::serve`], which
+//! writes responses straight from the index; the answers are the same.)
 //!
 //! A lookup answers with the complete response of RFC 1034 §4.3.2 as
 //! [`AuthLookup::Response`]: the response code, the AA bit and every section are the
 //! zone's own (a referral is not authoritative, a negative answer carries the RFC 2308
-//! SOA), so whoever serves it sends exactly what NSD and Knot would. The request handler
-//! serves every query through [`ZoneHandler::search`]; the zones also plug into hickory's
-//! `Catalog`.
-//!
-//! Transfers are not decided here: the zone knows no clients. [`ZoneHandler::axfr_policy`]
-//! is `Deny`, and the request handler checks its transfer ACL before it asks the zone for
-//! [`ServedZone::transfer_records`].
-
-use std::iter;
+//! SOA). Transfers are not decided here: the zone knows no clients, and
+//! [`ZoneHandler::axfr_policy`] is `Deny`.
 
 use async_trait::async_trait;
 use hickory_proto::{
-    op::{Message, MessageType, OpCode, ResponseCode},
-    rr::{LowerName, Name, Record, RecordType, TSigResponseContext},
+    op::{Message, MessageType, OpCode},
+    rr::{LowerName, Name, RecordType, TSigResponseContext},
 };
 use hickory_server::{
     server::{Request, RequestInfo},
@@ -26,50 +21,31 @@ use hickory_server::{
     },
 };
 
-use crate::{
-    authority::{Answer, Rcode},
-    zones::ServedZone,
-};
+use crate::{authority::Rcode, encode::response_code, zones::ServedZone};
 
-impl ServedZone {
-    /// The response to `qname`/`qtype` as a message (ID 0, no question; the caller adds
-    /// those), or REFUSED for a name outside the zone.
-    pub fn answer_message(&self, qname: &Name, qtype: RecordType) -> Result<Message, LookupError> {
-        Self::message_for(self.index.lookup(qname, qtype))
+/// The zone's answer to `qname`/`qtype` as a message (ID 0, no question), or REFUSED for
+/// a name outside the zone.
+fn answer_message(
+    zone: &ServedZone,
+    qname: &Name,
+    qtype: RecordType,
+) -> Result<Message, LookupError> {
+    let answer = zone.index.lookup(qname, qtype);
+    if answer.rcode == Rcode::Refused {
+        return Err(LookupError::ResponseCode(response_code(answer.rcode)));
     }
+    let decoded = answer.decode();
+    let mut message = Message::new(0, MessageType::Response, OpCode::Query);
+    message.metadata.response_code = response_code(decoded.rcode);
+    message.metadata.authoritative = decoded.authoritative;
+    message.answers = decoded.answers;
+    message.authorities = decoded.authority;
+    message.additionals = decoded.additionals;
+    Ok(message)
+}
 
-    /// An answer of the index as a message (ID 0, no question), or REFUSED.
-    pub fn message_for(answer: Answer) -> Result<Message, LookupError> {
-        let rcode = match answer.rcode {
-            Rcode::NoError => ResponseCode::NoError,
-            Rcode::NxDomain => ResponseCode::NXDomain,
-            Rcode::Refused => return Err(LookupError::ResponseCode(ResponseCode::Refused)),
-        };
-        let mut message = Message::new(0, MessageType::Response, OpCode::Query);
-        message.metadata.response_code = rcode;
-        message.metadata.authoritative = answer.authoritative;
-        message.answers = answer.answers;
-        message.authorities = answer.authority;
-        message.additionals = answer.additionals;
-        Ok(message)
-    }
-
-    /// Every record for a zone transfer: the SOA first and last (RFC 5936).
-    pub fn transfer_records(&self) -> Vec<Record> {
-        let soa = self.index.soa().clone();
-        iter::once(soa.clone())
-            .chain(
-                self.index
-                    .records()
-                    .filter(|r| r.record_type() != RecordType::SOA),
-            )
-            .chain(iter::once(soa))
-            .collect()
-    }
-
-    fn flow(&self, qname: &Name, qtype: RecordType) -> LookupControlFlow<AuthLookup> {
-        LookupControlFlow::Break(self.answer_message(qname, qtype).map(AuthLookup::Response))
-    }
+fn flow(zone: &ServedZone, qname: &Name, qtype: RecordType) -> LookupControlFlow<AuthLookup> {
+    LookupControlFlow::Break(answer_message(zone, qname, qtype).map(AuthLookup::Response))
 }
 
 #[async_trait]
@@ -93,7 +69,7 @@ impl ZoneHandler for ServedZone {
         _request_info: Option<&RequestInfo<'_>>,
         _lookup_options: LookupOptions,
     ) -> LookupControlFlow<AuthLookup> {
-        self.flow(&Name::from(name), rtype)
+        flow(self, &Name::from(name), rtype)
     }
 
     async fn search(
@@ -102,11 +78,9 @@ impl ZoneHandler for ServedZone {
         _lookup_options: LookupOptions,
     ) -> (LookupControlFlow<AuthLookup>, Option<TSigResponseContext>) {
         let flow = match request.request_info() {
-            // Owners come out lowercase; the encoder points them at the question, which
-            // shows them in the case the client used.
             Ok(info) => {
                 let query = info.query.original();
-                self.flow(&query.name().to_lowercase(), query.query_type())
+                flow(self, &query.name().to_lowercase(), query.query_type())
             }
             Err(error) => LookupControlFlow::Break(Err(error)),
         };

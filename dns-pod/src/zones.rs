@@ -20,11 +20,12 @@ use zonefleet_wire::{ApplyError, Delta, Snapshot, SnapshotReader};
 
 use crate::{
     authority::{BuildError, ZoneIndex},
-    serve::fast::templates::AnswerTemplates,
+    encode::templates::AnswerTemplates,
 };
 
-/// One served zone version: an immutable index, replaced as a whole on update. It answers
-/// queries as a hickory-server `ZoneHandler` (see [`crate::zone_handler`]).
+/// One served zone version: an immutable index and its precomputed answers, replaced as a
+/// whole on update. (It also plugs into hickory-server as a `ZoneHandler`, see
+/// [`crate::zone_handler`].)
 #[derive(Debug)]
 pub struct ServedZone {
     /// The answer index.
@@ -128,7 +129,8 @@ impl ServedZone {
 
     /// Builds the precomputed answers now, if they are not built yet.
     pub fn prepare_fast_answers(&self) -> &AnswerTemplates {
-        self.templates.get_or_init(|| AnswerTemplates::build(self))
+        self.templates
+            .get_or_init(|| AnswerTemplates::build(&self.index))
     }
 
     /// The apex, lowercased.
@@ -216,21 +218,6 @@ impl ZoneSet {
     /// The zone whose apex is exactly this lowercase wire-form name.
     pub fn find_wire(&self, lowercase_apex: &[u8]) -> Option<&Arc<ServedZone>> {
         self.by_wire.get(lowercase_apex)
-    }
-
-    /// The zone that holds `name`: the one with the longest apex that `name` is at or
-    /// below. One hash lookup per label of `name`.
-    pub fn find(&self, name: &Name) -> Option<&Arc<ServedZone>> {
-        let mut candidate = name.to_lowercase();
-        loop {
-            if let Some(zone) = self.zones.get(&candidate) {
-                return Some(zone);
-            }
-            if candidate.is_root() {
-                return None;
-            }
-            candidate = candidate.base_name();
-        }
     }
 
     /// The zone with exactly this apex.

@@ -32,7 +32,10 @@ use hickory_proto::{
 };
 use hickory_server::net::xfer::Protocol;
 use tokio::net::{TcpStream, UdpSocket};
-use zonefleet_dns_pod::serve::{QueryHandler, raw, response::UDP_PAYLOAD_CAP};
+use zonefleet_dns_pod::{
+    encode::UDP_PAYLOAD_CAP,
+    serve::{QueryHandler, raw},
+};
 
 /// Where in-process requests claim to come from (inside the transfer ACL, so mutated AXFR
 /// queries over TCP exercise transfers too).
@@ -695,7 +698,7 @@ where
 
 /// The responses to one packet, in-process.
 async fn respond(handler: &QueryHandler, packet: &[u8], transport: Transport) -> Vec<Vec<u8>> {
-    raw::respond(handler, packet.to_vec(), CLIENT, transport.protocol()).await
+    raw::respond(handler, packet.to_vec(), CLIENT, transport.protocol())
 }
 
 /// The answer data of a normal query, through `raw::respond`.

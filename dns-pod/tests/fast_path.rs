@@ -130,7 +130,7 @@ async fn compare(store: Arc<ZoneStore>, questions: &[(Name, RecordType)]) -> Tal
         for variant in VARIANTS {
             id = id.wrapping_mul(31).wrapping_add(7);
             let bytes = packet(id, name, *qtype, variant);
-            let general = raw::respond(&handler, bytes.clone(), CLIENT, Protocol::Udp).await;
+            let general = raw::respond(&handler, bytes.clone(), CLIENT, Protocol::Udp);
             let Some(answer) = fast::answer(&zones, &bytes, &mut out) else {
                 tally.declined += 1;
                 continue;

@@ -19,7 +19,7 @@ use hickory_proto::{
     rr::{RData, Record, RecordType},
 };
 use tokio::{io::AsyncWriteExt, net::TcpStream};
-use zonefleet_dns_pod::serve::{TcpLimits, response::UDP_PAYLOAD_CAP};
+use zonefleet_dns_pod::{encode::UDP_PAYLOAD_CAP, serve::TcpLimits};
 
 /// The network the test clients connect from.
 const LOOPBACK: &str = "127.0.0.0/8";

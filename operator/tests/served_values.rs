@@ -697,7 +697,7 @@ async fn ask(
         rdata,
     } = published;
     let tcp_query = query_packet(id, question, *record_type, false);
-    let responses = raw::respond(handler, tcp_query, CLIENT, Protocol::Tcp).await;
+    let responses = raw::respond(handler, tcp_query, CLIENT, Protocol::Tcp);
     let Some(response) = responses.first().and_then(|r| Message::from_vec(r).ok()) else {
         failures.push(format!(
             "no parsable response for {question} {record_type}: {case:?}"
@@ -718,7 +718,7 @@ async fn ask(
     }
 
     let udp_query = query_packet(id, question, *record_type, true);
-    let general = raw::respond(handler, udp_query.clone(), CLIENT, Protocol::Udp).await;
+    let general = raw::respond(handler, udp_query.clone(), CLIENT, Protocol::Udp);
     let mut fast_out = Vec::new();
     if fast::answer(&store.load(), &udp_query, &mut fast_out).is_some()
         && general.as_slice() != [fast_out]

@@ -186,6 +186,11 @@ impl ZoneIndex {
         &self.names[name_at..name_at + usize::from(entry.name_len)]
     }
 
+    /// The apex's node (the first in canonical order).
+    pub fn apex(&self) -> Node<'_> {
+        self.node_at(0)
+    }
+
     /// Every node, in canonical order.
     pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> {
         (0..self.nodes.len()).map(|at| self.node_at(at))
@@ -229,7 +234,7 @@ impl<'z> Node<'z> {
     }
 
     /// Its RRsets, in type order.
-    pub fn rrsets(&self) -> impl Iterator<Item = Rrset<'z>> + 'z {
+    pub fn rrsets(&self) -> impl Iterator<Item = Rrset<'z>> + use<'z> {
         let mut rest = self.data;
         std::iter::from_fn(move || {
             let (rrset, next) = Rrset::split(rest)?;
@@ -250,7 +255,7 @@ impl<'z> Node<'z> {
     }
 
     /// The types of the RRsets held, in type order.
-    pub fn types(&self) -> impl Iterator<Item = RecordType> + 'z {
+    pub fn types(&self) -> impl Iterator<Item = RecordType> + use<'z> {
         self.rrsets()
             .map(|rrset| RecordType::from(rrset.record_type))
     }
@@ -267,6 +272,26 @@ impl<'z> Rrset<'z> {
         RecordType::from(self.record_type)
     }
 
+    /// The type code.
+    pub fn type_code(&self) -> u16 {
+        self.record_type
+    }
+
+    /// The class code.
+    pub fn class_code(&self) -> u16 {
+        self.dns_class
+    }
+
+    /// Its records as packed, in the order loaded.
+    pub fn packed(&self) -> impl Iterator<Item = PackedRecord<'z>> + use<'z> {
+        let mut rest = self.records;
+        std::iter::from_fn(move || {
+            let (record, next) = PackedRecord::split(rest)?;
+            rest = next;
+            Some(record)
+        })
+    }
+
     /// Its records, each with its owner as loaded (`owner` unless the case differed).
     pub fn records(&self, owner: &Name) -> Vec<Record> {
         self.decode(|spelled| match spelled {
@@ -281,11 +306,10 @@ impl<'z> Rrset<'z> {
         self.decode(|_| owner.clone())
     }
 
-    fn decode(&self, owner: impl Fn(Option<&[u8]>) -> Name) -> Vec<Record> {
+    /// Its records decoded, each with the owner `owner` gives for its spelling as loaded.
+    pub fn decode(&self, owner: impl Fn(Option<&[u8]>) -> Name) -> Vec<Record> {
         let mut records = Vec::new();
-        let mut rest = self.records;
-        while let Some((packed, next)) = PackedRecord::split(rest) {
-            rest = next;
+        for packed in self.packed() {
             let mut decoder = BinDecoder::new(packed.data);
             let length = Restrict::new(u16::try_from(packed.data.len()).unwrap_or(u16::MAX));
             // Each entry was written by `RData::emit` when the index was built.
@@ -300,13 +324,7 @@ impl<'z> Rrset<'z> {
 
     /// The number of records.
     pub fn len(&self) -> usize {
-        let mut count = 0;
-        let mut rest = self.records;
-        while let Some((_, next)) = PackedRecord::split(rest) {
-            rest = next;
-            count += 1;
-        }
-        count
+        self.packed().count()
     }
 
     /// True if it holds no record (never: an RRset is made from its records).
@@ -331,10 +349,14 @@ impl<'z> Rrset<'z> {
 
 /// One record as packed: TTL (4 bytes), data length (2), data, owner length (1) and the
 /// owner as loaded if its case differs from the node's name.
-struct PackedRecord<'z> {
-    ttl: u32,
-    data: &'z [u8],
-    owner: Option<&'z [u8]>,
+#[derive(Clone, Copy, Debug)]
+pub struct PackedRecord<'z> {
+    /// The TTL.
+    pub ttl: u32,
+    /// The record data in wire form, names in it uncompressed and in the case loaded.
+    pub data: &'z [u8],
+    /// The owner in wire form as loaded, when its case differs from the node's name.
+    pub owner: Option<&'z [u8]>,
 }
 
 impl<'z> PackedRecord<'z> {

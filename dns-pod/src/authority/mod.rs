@@ -9,8 +9,8 @@
 mod index;
 mod lookup;
 
-pub use index::{BuildError, Node, Rrset, ZoneIndex};
-pub use lookup::{Answer, Rcode};
+pub use index::{BuildError, Node, PackedRecord, Rrset, ZoneIndex};
+pub use lookup::{Answer, AnswerRrset, DecodedAnswer, Owner, Rcode};
 
 #[cfg(test)]
 mod tests;

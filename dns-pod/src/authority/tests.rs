@@ -3,7 +3,7 @@ use hickory_proto::{
     serialize::txt::Parser,
 };
 
-use super::{Answer, Rcode, ZoneIndex};
+use super::{DecodedAnswer, Rcode, ZoneIndex};
 
 const ZONE: &str = r#"
 $ORIGIN example.com.
@@ -43,8 +43,10 @@ fn zone() -> ZoneIndex {
     ZoneIndex::build(&origin, records).unwrap()
 }
 
-fn ask(name: &str, qtype: RecordType) -> Answer {
-    zone().lookup(&Name::from_ascii(name).unwrap(), qtype)
+fn ask(name: &str, qtype: RecordType) -> DecodedAnswer {
+    zone()
+        .lookup(&Name::from_ascii(name).unwrap(), qtype)
+        .decode()
 }
 
 fn rendered(records: &[hickory_proto::rr::Record]) -> Vec<String> {
@@ -329,7 +331,9 @@ fn each_record_keeps_the_case_it_was_loaded_with_and_repeats_count_once() {
     // The NS pair differs only in the case of its target: one record.
     assert_eq!(zone.record_count(), 4);
     // Answers take the case asked.
-    let answer = zone.lookup(&name("wWw.example.com."), RecordType::A);
+    let answer = zone
+        .lookup(&name("wWw.example.com."), RecordType::A)
+        .decode();
     assert_eq!(answer.answers.len(), 2);
     assert!(
         answer

@@ -1,27 +1,24 @@
 //! The general request handler: checks a parsed hickory-server request, asks
-//! [`super::response`] what to answer, and encodes the response sized for the transport.
-//! TCP, zone transfers, EDNS options and anything unusual are answered here; plain UDP
-//! queries usually take [`super::fast`], which gives the same bytes.
+//! [`crate::route`] who answers, and writes the response with [`crate::encode`], sized for
+//! the transport. TCP, zone transfers, EDNS options and anything unusual are answered here;
+//! plain UDP queries usually take [`super::fast`], which gives the same bytes. It never
+//! waits: every answer is computed from the zones in memory.
 
 use std::sync::Arc;
 
 use hickory_proto::{
-    op::{Metadata, OpCode, Query, ResponseCode},
-    rr::Record,
+    op::{OpCode, Query, ResponseCode},
+    serialize::binary::BinEncodable,
 };
-use hickory_server::{
-    net::xfer::Protocol,
-    server::Request,
-    zone_handler::{AuthLookup, LookupControlFlow, LookupError, LookupOptions, ZoneHandler},
-};
+use hickory_server::{net::xfer::Protocol, server::Request};
 use ipnet::IpNet;
-use tracing::warn;
 
-use super::response::{self, Permissions, Reply, Sections};
-use crate::{metrics::DnsMetrics, zones::ZoneStore};
-
-/// The most bytes of records per message of a zone transfer.
-const TRANSFER_MESSAGE_BYTES: usize = 16 * 1024;
+use crate::{
+    encode::{self, Question, Reply},
+    metrics::DnsMetrics,
+    route::{self, Permissions, Route},
+    zones::ZoneStore,
+};
 
 /// Who may transfer zones.
 #[derive(Clone, Debug, Default)]
@@ -49,6 +46,31 @@ pub struct QueryHandler {
     metrics: Arc<DnsMetrics>,
 }
 
+/// A question's name in wire form as sent, and its type and class.
+struct SentQuestion {
+    name: Vec<u8>,
+    qtype: u16,
+    qclass: u16,
+}
+
+impl SentQuestion {
+    fn of(query: &Query) -> Self {
+        Self {
+            name: query.name().to_bytes().unwrap_or_default(),
+            qtype: u16::from(query.query_type()),
+            qclass: u16::from(query.query_class()),
+        }
+    }
+
+    fn question(&self) -> Question<'_> {
+        Question {
+            name: &self.name,
+            qtype: self.qtype,
+            qclass: self.qclass,
+        }
+    }
+}
+
 impl QueryHandler {
     /// A handler over `zones`.
     pub fn new(zones: Arc<ZoneStore>, transfer_acl: TransferAcl, metrics: Arc<DnsMetrics>) -> Self {
@@ -71,15 +93,15 @@ impl QueryHandler {
 
     /// The encoded responses to a request: none for a message that is itself a response,
     /// several for a zone transfer, one otherwise.
-    pub async fn respond(&self, request: &Request) -> Vec<Vec<u8>> {
-        let (responses, rcode) = self.responses(request).await;
+    pub fn respond(&self, request: &Request) -> Vec<Vec<u8>> {
+        let (responses, rcode) = self.responses(request);
         if let Some(rcode) = rcode {
             self.metrics.responses(rcode, 1);
         }
         responses
     }
 
-    async fn responses(&self, request: &Request) -> (Vec<Vec<u8>>, Option<ResponseCode>) {
+    fn responses(&self, request: &Request) -> (Vec<Vec<u8>>, Option<ResponseCode>) {
         let metadata = &request.metadata;
         if metadata.message_type == hickory_proto::op::MessageType::Response {
             // Never answer an answer (RUSTSEC-2023-0041); the listeners drop these first.
@@ -101,107 +123,66 @@ impl QueryHandler {
         let permissions = Permissions {
             transfer: self.transfer_acl.allows(request.src().ip()),
         };
+        let sent = SentQuestion::of(query);
+        let lowercase_name = sent.name.to_ascii_lowercase();
+        let reply = Reply::to(metadata, request.edns.is_some());
         let zones = self.zones.load();
-        match response::reply(&zones, query, tcp, permissions) {
-            Reply::Error(rcode) => error(request, rcode),
-            Reply::Transfer(records) => transfer(request, query, &records),
-            Reply::Zone(zone) => match zone.search(request, LookupOptions::default()).await {
-                (LookupControlFlow::Break(Ok(AuthLookup::Response(answer))), _) => {
-                    let limit = if protocol == Protocol::Udp {
-                        response::udp_limit(request.edns.as_ref())
-                    } else {
-                        u16::MAX
-                    };
-                    let metadata = response::metadata_for(
-                        &request.metadata,
-                        answer.metadata.response_code,
-                        answer.metadata.authoritative,
-                    );
-                    let edns = response::response_edns(request.edns.as_ref());
-                    let (bytes, fit) =
-                        response::encode_answer(metadata, query, &answer, edns.as_ref(), limit);
-                    self.metrics.response_size(bytes.len());
-                    if fit.truncated() {
-                        self.metrics.truncated(1);
-                    }
-                    (vec![bytes], Some(answer.metadata.response_code))
+        match route::route(
+            &zones,
+            &lowercase_name,
+            sent.qclass,
+            sent.qtype,
+            tcp,
+            permissions,
+        ) {
+            Route::Error(rcode) => error(request, rcode),
+            Route::Transfer(zone) => {
+                let messages = encode::transfer(
+                    Reply {
+                        edns: false,
+                        ..reply
+                    },
+                    sent.question(),
+                    &zone.index,
+                );
+                (messages, Some(ResponseCode::NoError))
+            }
+            Route::Zone(zone) => {
+                let answer = zone
+                    .index
+                    .lookup(&query.name().to_lowercase(), query.query_type());
+                let rcode = encode::response_code(answer.rcode);
+                if rcode == ResponseCode::Refused {
+                    return error(request, rcode);
                 }
-                (LookupControlFlow::Break(Err(LookupError::ResponseCode(rcode))), _) => {
-                    error(request, rcode)
+                let limit = if tcp {
+                    u16::MAX
+                } else {
+                    encode::udp_limit(request.edns.as_ref())
+                };
+                let mut out = Vec::new();
+                let fit = encode::answer(reply, sent.question(), &answer, limit, &mut out);
+                self.metrics.response_size(out.len());
+                if fit.truncated() {
+                    self.metrics.truncated(1);
                 }
-                (other, _) => {
-                    warn!(zone = %zone.origin(), result = %other, "unexpected zone lookup result");
-                    error(request, ResponseCode::ServFail)
-                }
-            },
+                (vec![out], Some(rcode))
+            }
         }
     }
 }
 
-/// An error response: the question echoed, empty sections.
+/// An error response: the questions echoed, empty sections.
 fn error(request: &Request, rcode: ResponseCode) -> (Vec<Vec<u8>>, Option<ResponseCode>) {
-    let mut metadata = Metadata::response_from_request(&request.metadata);
-    metadata.response_code = rcode;
-    let edns = response::response_edns(request.edns.as_ref());
-    let questions: Vec<&Query> = request
+    let sent: Vec<SentQuestion> = request
         .queries
         .queries()
         .iter()
-        .map(|query| query.original())
+        .map(|query| SentQuestion::of(query.original()))
         .collect();
-    let bytes = response::encode(
-        &metadata,
-        &questions,
-        Sections::default(),
-        edns.as_ref(),
-        u16::MAX,
-    );
-    (bytes.into_iter().collect(), Some(rcode))
-}
-
-/// A zone transfer as a sequence of messages (RFC 5936 §2.2), each holding as many records
-/// as fit in [`TRANSFER_MESSAGE_BYTES`].
-fn transfer(
-    request: &Request,
-    query: &Query,
-    records: &[Record],
-) -> (Vec<Vec<u8>>, Option<ResponseCode>) {
-    let mut metadata = Metadata::response_from_request(&request.metadata);
-    metadata.authoritative = true;
-    let messages = transfer_chunks(records)
-        .into_iter()
-        .filter_map(|chunk| {
-            let sections = Sections {
-                answers: chunk,
-                ..Sections::default()
-            };
-            response::encode(&metadata, &[query], sections, None, u16::MAX)
-        })
-        .collect();
-    (messages, Some(ResponseCode::NoError))
-}
-
-/// Splits records into runs of at most [`TRANSFER_MESSAGE_BYTES`] (by uncompressed size).
-fn transfer_chunks(records: &[Record]) -> Vec<&[Record]> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut size = 0;
-    for (at, record) in records.iter().enumerate() {
-        let len = record_len(record);
-        if at > start && size + len > TRANSFER_MESSAGE_BYTES {
-            chunks.push(&records[start..at]);
-            start = at;
-            size = 0;
-        }
-        size += len;
-    }
-    if start < records.len() {
-        chunks.push(&records[start..]);
-    }
-    chunks
-}
-
-fn record_len(record: &Record) -> usize {
-    use hickory_proto::serialize::binary::BinEncodable;
-    record.to_bytes().map_or(512, |bytes| bytes.len())
+    let questions: Vec<Question<'_>> = sent.iter().map(SentQuestion::question).collect();
+    let mut out = Vec::new();
+    let reply = Reply::to(&request.metadata, request.edns.is_some());
+    encode::error(reply, &questions, rcode, &mut out);
+    (vec![out], Some(rcode))
 }

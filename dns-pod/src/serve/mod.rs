@@ -1,12 +1,12 @@
 //! Serving DNS over UDP (batched, one socket per worker, with a fast path for plain
 //! queries) and TCP (with a connection cap and an idle timeout). Whatever the fast path
 //! does not take goes through the same checks ([`raw`]) and one request handler,
-//! [`QueryHandler`].
+//! [`QueryHandler`]. Both decide who answers with [`crate::route`] and write with
+//! [`crate::encode`]; nothing here waits on anything but the sockets.
 
 pub mod fast;
 mod handler;
 pub mod raw;
-pub mod response;
 mod tcp;
 mod udp;
 

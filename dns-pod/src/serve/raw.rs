@@ -15,7 +15,7 @@ use super::QueryHandler;
 /// Answers one raw message. Returns the encoded responses: none for a message that must
 /// not be answered (shorter than a header, or itself a response), one FORMERR for an
 /// unparsable query, several for a zone transfer.
-pub async fn respond(
+pub fn respond(
     handler: &QueryHandler,
     bytes: Vec<u8>,
     src: SocketAddr,
@@ -28,7 +28,7 @@ pub async fn respond(
         return Vec::new();
     }
     match Request::from_bytes(bytes, src, protocol) {
-        Ok(request) => handler.respond(&request).await,
+        Ok(request) => handler.respond(&request),
         Err(_) => vec![format_error(&header.metadata)],
     }
 }

@@ -80,7 +80,7 @@ async fn connection(
             .await
             .map_err(|_| "idle timeout in a message")?
             .map_err(|_| "closed in a message")?;
-        for response in raw::respond(handler, message, peer, Protocol::Tcp).await {
+        for response in raw::respond(handler, message, peer, Protocol::Tcp) {
             let len = u16::try_from(response.len()).map_err(|_| "response too long")?;
             let mut framed = Vec::with_capacity(response.len() + 2);
             framed.extend_from_slice(&len.to_be_bytes());

@@ -177,8 +177,9 @@ impl Worker {
                 continue;
             }
             spare.push(out);
-            let general = raw::respond(&self.handler, packet.to_vec(), peer_address, Protocol::Udp);
-            for response in futures::executor::block_on(general) {
+            for response in
+                raw::respond(&self.handler, packet.to_vec(), peer_address, Protocol::Udp)
+            {
                 self.responses.push(response);
                 self.destinations.push(Some(peer));
             }

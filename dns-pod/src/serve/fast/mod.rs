@@ -1,47 +1,41 @@
 //! The fast path for plain UDP queries (see [`query::PlainQuery`]) for names in a served
-//! zone. Most are answered from answers precomputed per zone version
-//! ([`templates::AnswerTemplates`]): a name the zone holds from its own template, and a
-//! name below a zone cut, a name the zone does not hold, or a type a name does not hold
-//! from the answer shared by all of them ([`relocatable::Relocatable`]). The rest (CNAME
-//! chains to types not precomputed, names a shared answer cannot be relocated to, and
-//! answers too large for the client) are looked up in the zone index and encoded by the
-//! same function as the general path. Everything else — other classes, zone transfers, DS
-//! (whose zone depends on the parent), EDNS options, names in no zone — returns `None` and
-//! is answered by [`super::QueryHandler`]. Whichever way, the bytes are the same.
+//! zone. [`crate::route`] decides who answers, as for every query; when a zone does, most
+//! queries are answered from the answers precomputed per zone version
+//! ([`crate::encode::templates`]): a name the zone holds from its own template, and a name
+//! below a zone cut, a name the zone does not hold, or a type a name does not hold from the
+//! answer shared by all of them ([`crate::encode::relocatable`]). The rest (CNAME chains to
+//! types not precomputed, names a shared answer cannot be relocated to, and answers too
+//! large for the client) are looked up in the zone index and written by the same encoder
+//! as the general path. Everything else — other classes, zone transfers, errors, EDNS
+//! options, names in no zone — returns `None` and is answered by [`super::QueryHandler`].
+//! Whichever way, the bytes are the same.
 
 pub mod query;
-pub mod relocatable;
-pub mod templates;
 
 use hickory_proto::{
-    op::{Header, Query, ResponseCode},
-    rr::RecordType,
-    serialize::binary::{BinDecodable, BinDecoder},
+    op::ResponseCode,
+    rr::{Name, RecordType},
+    serialize::binary::BinDecodable,
 };
 
-use self::{
-    query::{PlainQuery, suffixes},
-    templates::Template,
+use self::query::PlainQuery;
+use crate::{
+    encode::{
+        self, HEADER_LEN, Question, Reply, UDP_PAYLOAD_CAP, relocatable::Relocatable,
+        templates::Template,
+    },
+    route::{self, Permissions, Route},
+    zones::{ServedZone, ZoneSet},
 };
-use super::response::{self, HEADER_LEN, UDP_PAYLOAD_CAP};
-use crate::zones::{ServedZone, ZoneSet};
 
 /// The OPT record of every EDNS response: root owner, our payload size, version 0, no
-/// flags, no options (what [`response::response_edns`] encodes to).
+/// flags, no options (what the encoder writes for a request with EDNS).
 const RESPONSE_OPT: [u8; 11] = {
     let payload = UDP_PAYLOAD_CAP.to_be_bytes();
     [0, 0, 41, payload[0], payload[1], 0, 0, 0, 0, 0, 0]
 };
-
-/// Types the fast path leaves to the general handler.
-const GENERAL_TYPES: [RecordType; 6] = [
-    RecordType::AXFR,
-    RecordType::IXFR,
-    RecordType::OPT,
-    RecordType::TSIG,
-    RecordType::SIG,
-    RecordType::DS,
-];
+/// Class IN (a plain query has no other).
+const CLASS_IN: u16 = 1;
 
 /// What the fast path answered, for the metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,18 +67,20 @@ pub enum Source {
 pub fn answer(zones: &ZoneSet, packet: &[u8], out: &mut Vec<u8>) -> Option<FastAnswer> {
     let query = PlainQuery::parse(packet)?;
     let qtype = RecordType::from(query.qtype());
-    if GENERAL_TYPES.contains(&qtype) {
+    let name = query.lowercase_name();
+    let Route::Zone(zone) = route::route(
+        zones,
+        name,
+        CLASS_IN,
+        query.qtype(),
+        false,
+        Permissions::default(),
+    ) else {
         return None;
-    }
-    let zone = suffixes(query.lowercase_name()).find_map(|apex| zones.find_wire(apex))?;
-    let limit = response::udp_limit_for(query.edns_payload());
+    };
+    let limit = encode::udp_limit_for(query.edns_payload());
     let template = zone.fast_answers().and_then(|templates| {
-        templates.find(
-            &zone.index,
-            query.lowercase_name(),
-            zone.wire_origin().len(),
-            query.qtype(),
-        )
+        templates.find(&zone.index, name, zone.wire_origin().len(), query.qtype())
     });
     let precomputed = match template {
         Some(Template::Whole(template)) => {
@@ -136,7 +132,7 @@ fn from_template(
 /// Writes a relocatable answer for the query; `None` if it does not fit `limit` or cannot
 /// be relocated to this name.
 fn from_relocatable(
-    template: &relocatable::Relocatable,
+    template: &Relocatable,
     query: &PlainQuery<'_>,
     limit: u16,
     out: &mut Vec<u8>,
@@ -166,7 +162,7 @@ fn finish(query: &PlainQuery<'_>, out: &mut Vec<u8>) -> Option<ResponseCode> {
     Some(ResponseCode::from(0, out[3] & 0x0F))
 }
 
-/// Looks the name up in the zone index and encodes the answer as the general path does.
+/// Looks the name up in the zone index and writes the answer as the general path does.
 fn looked_up(
     zone: &ServedZone,
     query: &PlainQuery<'_>,
@@ -174,22 +170,30 @@ fn looked_up(
     out: &mut Vec<u8>,
 ) -> Option<FastAnswer> {
     let packet = query.packet();
-    let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
-    let question = Query::read(&mut BinDecoder::new(&packet[HEADER_LEN..])).ok()?;
-    let answer = zone
-        .answer_message(&question.name().to_lowercase(), question.query_type())
-        .ok()?;
-    let metadata = response::metadata_for(
-        &header.metadata,
-        answer.metadata.response_code,
-        answer.metadata.authoritative,
-    );
-    let edns = query.edns_payload().map(|_| response::our_edns());
-    let (bytes, fit) = response::encode_answer(metadata, &question, &answer, edns.as_ref(), limit);
-    *out = bytes;
+    let name = Name::from_bytes(query.lowercase_name()).ok()?;
+    let qtype = RecordType::from(query.qtype());
+    let answer = zone.index.lookup(&name, qtype);
+    let rcode = encode::response_code(answer.rcode);
+    if rcode == ResponseCode::Refused {
+        return None;
+    }
+    let reply = Reply {
+        id: u16::from_be_bytes([packet[0], packet[1]]),
+        opcode: 0,
+        recursion_desired: packet[2] & 0x01 != 0,
+        checking_disabled: packet[3] & 0x10 != 0,
+        edns: query.edns_payload().is_some(),
+    };
+    let question = query.question();
+    let sent = Question {
+        name: question.get(..question.len().checked_sub(4)?)?,
+        qtype: query.qtype(),
+        qclass: CLASS_IN,
+    };
+    let fit = encode::answer(reply, sent, &answer, limit, out);
     Some(FastAnswer {
-        qtype: question.query_type(),
-        rcode: answer.metadata.response_code,
+        qtype,
+        rcode,
         truncated: fit.truncated(),
         source: Source::LookedUp,
     })

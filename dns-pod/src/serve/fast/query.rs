@@ -2,7 +2,7 @@
 //! question of class IN, no answer or authority records, and at most a bare EDNS version 0
 //! OPT record. Anything else is not plain and goes to the general handler.
 
-use crate::serve::response::HEADER_LEN;
+use crate::encode::HEADER_LEN;
 
 /// The longest name on the wire (RFC 1035 §2.3.4).
 const MAX_NAME_LEN: usize = 255;
@@ -123,19 +123,6 @@ fn read_u16(packet: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
 
-/// The suffixes of a wire-form name, longest first, each itself a wire-form name (the
-/// last is the root).
-pub fn suffixes(name: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut at = Some(0);
-    std::iter::from_fn(move || {
-        let start = at?;
-        let suffix = name.get(start..)?;
-        let len = usize::from(*suffix.first()?);
-        at = (len != 0).then_some(start + 1 + len);
-        Some(suffix)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,12 +191,5 @@ mod tests {
                 "{what} was taken as plain"
             );
         }
-    }
-
-    #[test]
-    fn suffixes_run_from_the_name_to_the_root() {
-        let name = b"\x03www\x07example\x00";
-        let all: Vec<&[u8]> = suffixes(name).collect();
-        assert_eq!(all, vec![&name[..], &b"\x07example\x00"[..], &b"\x00"[..]]);
     }
 }

@@ -11,21 +11,20 @@
 //!   first zone cut, else the closest encloser and its wildcard) to pick one.
 //!
 //! CNAME chains from a wildcard or to a type not precomputed are looked up in the index.
-//! Each template is exactly what [`response::encode_answer`] gives the canonical query
-//! (ID 0, no flags, lowercase question, no EDNS); [`super::answer`] relies on that, and a
-//! test compares the two paths byte for byte.
+//! Each template is exactly what [`super::answer`] writes for the canonical query (ID 0,
+//! no flags, lowercase question, no EDNS); the UDP fast path relies on that, and a test
+//! compares the two paths byte for byte.
 
 use hickory_proto::{
-    op::{Message, MessageType, OpCode, Query},
     rr::{Name, RecordType},
+    serialize::binary::BinDecodable,
 };
 
-use super::relocatable::Relocatable;
-use crate::{
-    authority::{Node, Rcode, ZoneIndex},
-    serve::response,
-    zones::ServedZone,
-};
+use super::{Pointer, Question, Reply, relocatable::Relocatable};
+use crate::authority::{Answer, Node, Rcode, ZoneIndex};
+
+/// The DS type code.
+const TYPE_DS: u16 = 43;
 
 /// Types precomputed at a CNAME besides the CNAME itself: the chain is followed for them.
 const CHAINED_TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, RecordType::HTTPS];
@@ -83,22 +82,23 @@ pub enum Template<'t> {
 }
 
 impl AnswerTemplates {
-    /// Precomputes the answers for every name of `zone`.
-    pub fn build(zone: &ServedZone) -> Self {
-        let index = &zone.index;
-        let apex = index.origin().to_lowercase();
+    /// Precomputes the answers for every name of a zone version.
+    pub fn build(index: &ZoneIndex) -> Self {
+        let apex = index.apex();
         let mut bytes = Vec::new();
         let names = index
             .nodes()
             .map(|node| {
                 let name = node.name();
-                let below = Below::build(zone, &apex, &name, node);
-                NameAnswers::build(zone, &name, node, below, &mut bytes)
+                let below = Below::build(index, apex.wire_name(), &name, node);
+                NameAnswers::build(index, &name, node, below, &mut bytes)
             })
             .collect();
         let negative = |rcode: Rcode| {
-            let answer = ServedZone::message_for(index.negative(rcode)).ok()?;
-            Relocatable::derive(&apex, |name| Some(canonical(name, RecordType::A, &answer)))
+            let answer = index.negative(rcode);
+            Relocatable::derive(apex.wire_name(), |name| {
+                Some(canonical_noting_pointers(name, RecordType::A, &answer))
+            })
         };
         Self {
             names,
@@ -147,7 +147,11 @@ impl AnswerTemplates {
             };
             match name {
                 Some(node) => {
-                    if let Some(Below::Referral(referral)) = node.below.as_deref() {
+                    // A DS question at a cut is the parent's data, not a referral.
+                    let parent_side = start == 0 && qtype == TYPE_DS;
+                    if let Some(Below::Referral(referral)) = node.below.as_deref()
+                        && !parent_side
+                    {
                         return referral.as_ref().map(Template::Relocatable);
                     }
                     encloser = node;
@@ -191,7 +195,7 @@ const MAX_WALK: usize = 128;
 
 impl NameAnswers {
     fn build(
-        zone: &ServedZone,
+        index: &ZoneIndex,
         name: &Name,
         node: Node<'_>,
         below: Option<Below>,
@@ -209,7 +213,7 @@ impl NameAnswers {
             if held.contains(&code) {
                 continue;
             }
-            match template(zone, name, qtype) {
+            match template(index, name, qtype) {
                 Some(template) => match u16::try_from(template.len()) {
                     Ok(len) => {
                         held.push(code);
@@ -258,13 +262,13 @@ impl NameAnswers {
 }
 
 impl Below {
-    /// `apex` and `name` are lowercase.
-    fn build(zone: &ServedZone, apex: &Name, name: &Name, node: Node<'_>) -> Option<Self> {
-        let index = &zone.index;
-        if node.rrset(RecordType::NS).is_some() && name != apex {
-            let referral = Relocatable::derive(name, |sample| {
-                let answer = zone.answer_message(sample, RecordType::A).ok()?;
-                Some(canonical(sample, RecordType::A, &answer))
+    /// `apex` (wire form) and `name` are lowercase.
+    fn build(index: &ZoneIndex, apex: &[u8], name: &Name, node: Node<'_>) -> Option<Self> {
+        if node.rrset(RecordType::NS).is_some() && node.wire_name() != apex {
+            let referral = Relocatable::derive(node.wire_name(), |sample| {
+                let name = Name::from_bytes(sample).ok()?;
+                let answer = index.lookup(&name, RecordType::A);
+                Some(canonical_noting_pointers(sample, RecordType::A, &answer))
             });
             return Some(Self::Referral(referral));
         }
@@ -279,13 +283,14 @@ impl Below {
             .types()
             .map(|qtype| {
                 let code = u16::from(qtype);
-                let answer = Relocatable::derive(name, |sample| {
+                let answer = Relocatable::derive(node.wire_name(), |sample| {
                     // A sample the zone holds would not be answered by the wildcard.
-                    if index.node(sample).is_some() {
+                    if index.position(sample).is_some() {
                         return None;
                     }
-                    let answer = zone.answer_message(sample, qtype).ok()?;
-                    Some(canonical(sample, qtype, &answer))
+                    let name = Name::from_bytes(sample).ok()?;
+                    let answer = index.lookup(&name, qtype);
+                    Some(canonical_noting_pointers(sample, qtype, &answer))
                 })?;
                 Some((code, answer))
             })
@@ -305,21 +310,29 @@ fn by_type<T>(entries: &[(u16, T)], qtype: u16) -> Option<&T> {
     found.map(|(_, entry)| entry)
 }
 
-/// The encoded answer to the canonical query for `name`/`qtype`.
-fn template(zone: &ServedZone, name: &Name, qtype: RecordType) -> Option<Box<[u8]>> {
-    let answer = zone.answer_message(name, qtype).ok()?;
-    Some(canonical(name, qtype, &answer).into_boxed_slice())
+/// The encoded answer to the canonical query for `name`/`qtype`, if the zone answers it.
+fn template(index: &ZoneIndex, name: &Name, qtype: RecordType) -> Option<Box<[u8]>> {
+    let answer = index.lookup(name, qtype);
+    if answer.rcode == Rcode::Refused {
+        return None;
+    }
+    Some(super::canonical(&answer.asked, u16::from(qtype), &answer).into_boxed_slice())
 }
 
-/// `answer` encoded for the canonical query for `name`/`qtype` (ID 0, no flags, lowercase
-/// question, no EDNS), with no size limit.
-fn canonical(name: &Name, qtype: RecordType, answer: &Message) -> Vec<u8> {
-    let request = Message::new(0, MessageType::Query, OpCode::Query).metadata;
-    let metadata = response::metadata_for(
-        &request,
-        answer.metadata.response_code,
-        answer.metadata.authoritative,
-    );
-    let query = Query::query(name.to_lowercase(), qtype);
-    response::encode_answer(metadata, &query, answer, None, u16::MAX).0
+/// The canonical answer to `lowercase_name`/`qtype`, with the pointers written; `None` for
+/// a name the zone refuses.
+fn canonical_noting_pointers(
+    lowercase_name: &[u8],
+    qtype: RecordType,
+    answer: &Answer<'_>,
+) -> (Vec<u8>, Vec<Pointer>) {
+    let mut out = Vec::new();
+    let question = Question {
+        name: lowercase_name,
+        qtype: u16::from(qtype),
+        qclass: 1,
+    };
+    let (_, pointers) =
+        super::answer_noting_pointers(Reply::canonical(), question, answer, u16::MAX, &mut out);
+    (out, pointers)
 }

@@ -11,18 +11,17 @@
 //! pointers that move, and writes an answer for any name of the family by copying them
 //! and adding the prefix length to those pointers.
 //!
-//! The pointers that move are found by encoding the answer for two sample names of
-//! different lengths and comparing, and the result is checked against fresh encodings of
-//! three more sample names (among them one with [`MAX_PREFIX_LABELS`] labels) before it is
-//! used. Two things could make another name compress differently, and [`Relocatable::write`]
-//! leaves those names to the index: a name deeper than the samples (more compression
-//! candidates than the encoder keeps), and a name whose label just above the suffix also
-//! appears in the answer (a name of the answer could then point into the question beyond
-//! the suffix).
+//! The answer is written once for a sample name with the pointers noted
+//! ([`super::answer_noting_pointers`]): those into the suffix or past the question move,
+//! the one to the whole question name stays. The result is checked against fresh encodings
+//! of three more sample names (among them one with [`MAX_PREFIX_LABELS`] labels) before it
+//! is used. A name whose label just above the suffix also appears in the answer could
+//! compress differently (a name of the answer could then point into the question beyond
+//! the suffix), and [`Relocatable::write`] leaves those names to the index.
 
-use hickory_proto::{op::ResponseCode, rr::Name, serialize::binary::BinEncodable};
+use hickory_proto::op::ResponseCode;
 
-use crate::serve::response::HEADER_LEN;
+use super::{HEADER_LEN, Pointer};
 
 /// The deepest prefix (labels before the suffix) a relocated answer is written for; the
 /// deepest sample checked has this many labels.
@@ -47,48 +46,58 @@ pub struct Relocatable {
 }
 
 impl Relocatable {
-    /// Derives the relocatable form of the answers below `suffix`. `encode` gives the
-    /// canonical response (ID 0, no flags, lowercase question, no EDNS) to a name below
-    /// `suffix`, or `None` if it has no such answer. `None` if the answers are not one
-    /// family (they differ in more than the moving pointers).
-    pub fn derive(suffix: &Name, encode: impl Fn(&Name) -> Option<Vec<u8>>) -> Option<Self> {
-        let suffix_len = suffix.to_bytes().ok()?.len();
-        let sample = |prefix: &[&str]| -> Option<(Name, Vec<u8>)> {
-            let name = Name::from_labels(prefix.iter().map(|l| l.as_bytes()))
-                .ok()?
-                .append_domain(suffix)
-                .ok()?;
-            let bytes = encode(&name)?;
-            Some((name, bytes))
+    /// Derives the relocatable form of the answers below `suffix` (lowercase, wire form).
+    /// `encode` writes the canonical response (ID 0, no flags, lowercase question, no
+    /// EDNS) to a lowercase wire-form name below `suffix` and returns it with the pointers
+    /// it wrote, or `None` if the name has no such answer. `None` if the answers are not
+    /// one family.
+    pub fn derive(
+        suffix: &[u8],
+        encode: impl Fn(&[u8]) -> Option<(Vec<u8>, Vec<Pointer>)>,
+    ) -> Option<Self> {
+        let suffix_len = suffix.len();
+        let name = |prefix: &[&str]| -> Vec<u8> {
+            let mut name = Vec::new();
+            for label in prefix {
+                name.push(u8::try_from(label.len()).unwrap_or(0));
+                name.extend_from_slice(label.as_bytes());
+            }
+            name.extend_from_slice(suffix);
+            name
         };
-        let (short_name, short) = sample(&["-"])?;
-        let (long_name, long) = sample(&["--", "---"])?;
-        let (short_end, long_end) = (question_end(&short_name)?, question_end(&long_name)?);
-        let short_body = short.get(short_end..)?;
-        let long_body = long.get(long_end..)?;
-        if short.get(..HEADER_LEN) != long.get(..HEADER_LEN) || short_body.len() != long_body.len()
-        {
-            return None;
-        }
-        let shift = u16::try_from(long_end.checked_sub(short_end)?).ok()?;
-        let pointers = moving_pointers(short_body, long_body, shift)?;
-        let mut body = short_body.to_vec();
-        let short_prefix = u16::try_from(short_name.to_bytes().ok()?.len() - suffix_len).ok()?;
-        for &at in &pointers {
-            add_to_pointer(&mut body, usize::from(at), short_prefix, false)?;
+        let first = name(&["-"]);
+        let (bytes, pointers) = encode(&first)?;
+        let prefix_len = first.len() - suffix_len;
+        let question_end = HEADER_LEN + first.len() + QUESTION_TAIL;
+        let mut body = bytes.get(question_end..)?.to_vec();
+        let mut moving = Vec::new();
+        for Pointer { at, target } in pointers {
+            let in_body = at.checked_sub(question_end)?;
+            if target == HEADER_LEN {
+                // The whole question name (a synthesised owner): the same for every name.
+                continue;
+            }
+            if target < HEADER_LEN + prefix_len {
+                // Into the name's own labels: this answer depends on the name asked.
+                return None;
+            }
+            // Written as if the question name were the suffix itself.
+            add_to_pointer(&mut body, in_body, u16::try_from(prefix_len).ok()?, false)?;
+            moving.push(u16::try_from(in_body).ok()?);
         }
         let relocatable = Self {
-            header: short.get(..HEADER_LEN)?.try_into().ok()?,
+            header: bytes.get(..HEADER_LEN)?.try_into().ok()?,
             body: body.into_boxed_slice(),
-            pointers: pointers.into_boxed_slice(),
+            pointers: moving.into_boxed_slice(),
             suffix_len,
         };
         let deepest = ["_"; MAX_PREFIX_LABELS];
         for prefix in [&["_-"][..], &["-", "_"][..], &deepest[..]] {
-            let (name, expected) = sample(prefix)?;
-            let question = expected.get(HEADER_LEN..question_end(&name)?)?;
+            let sample = name(prefix);
+            let (expected, _) = encode(&sample)?;
+            let question = expected.get(HEADER_LEN..HEADER_LEN + sample.len() + QUESTION_TAIL)?;
             let mut written = Vec::new();
-            relocatable.relocate(question, name.to_bytes().ok()?.len(), &mut written)?;
+            relocatable.relocate(question, sample.len(), &mut written)?;
             if written != expected {
                 return None;
             }
@@ -150,46 +159,6 @@ impl Relocatable {
     }
 }
 
-/// Where the question ends in a canonical response to `name`.
-fn question_end(name: &Name) -> Option<usize> {
-    Some(HEADER_LEN + name.to_bytes().ok()?.len() + QUESTION_TAIL)
-}
-
-/// The offsets of the two-byte pointers that differ by `shift` between two encodings of
-/// the same answer; `None` if they differ in anything else.
-fn moving_pointers(short: &[u8], long: &[u8], shift: u16) -> Option<Vec<u16>> {
-    let read = |bytes: &[u8], at: usize| -> Option<u16> {
-        Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
-    };
-    let is_moved_pointer = |at: usize| -> bool {
-        matches!(
-            (read(short, at), read(long, at)),
-            (Some(from), Some(to)) if from & !POINTER_OFFSET == 0xC000
-                && from.checked_add(shift) == Some(to)
-        )
-    };
-    let mut pointers = Vec::new();
-    let mut at = 0;
-    while at < short.len() {
-        if short[at] == long[at] {
-            at += 1;
-            continue;
-        }
-        // Usually only the low byte differs; the high byte too when the offset carried.
-        let start = if is_moved_pointer(at) {
-            at
-        } else {
-            at.checked_sub(1)?
-        };
-        if !is_moved_pointer(start) {
-            return None;
-        }
-        pointers.push(u16::try_from(start).ok()?);
-        at = start + 2;
-    }
-    Some(pointers)
-}
-
 /// Moves the pointer at `at` by `shift` (forward, or back if not `forward`).
 fn add_to_pointer(bytes: &mut [u8], at: usize, shift: u16, forward: bool) -> Option<()> {
     let field = bytes.get_mut(at..at + 2)?;
@@ -210,23 +179,6 @@ fn add_to_pointer(bytes: &mut [u8], at: usize, shift: u16, forward: bool) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pointers_that_move_are_found_even_when_the_offset_carries() {
-        let short = [0, 7, 0xC0, 0x0C, 1, 0xC0, 0xFE, 0xC0, 0x20];
-        let long = [0, 7, 0xC0, 0x0F, 1, 0xC1, 0x01, 0xC0, 0x20];
-        assert_eq!(moving_pointers(&short, &long, 3), Some(vec![2, 5]));
-    }
-
-    #[test]
-    fn differences_that_are_not_pointers_are_refused() {
-        let short = [0, 7, 0x00, 0x0C];
-        let long = [0, 7, 0x00, 0x0F];
-        assert_eq!(moving_pointers(&short, &long, 3), None);
-        let short = [0xC0, 0x0C];
-        let long = [0xC0, 0x0D];
-        assert_eq!(moving_pointers(&short, &long, 3), None);
-    }
 
     #[test]
     fn a_label_the_answer_mentions_is_not_relocated_to() {
