@@ -19,6 +19,9 @@ disk
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "no import cycles between modules"
+python3 "$here/module_cycles.py"
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -56,7 +56,7 @@ impl Claim {
             })
             .collect();
         Some(Self {
-            key: crate::controller::key_of(zone),
+            key: ObjectKey::of(zone),
             domain,
             created: zone.metadata.creation_timestamp.as_ref().map(|t| t.0),
             deleting: zone.metadata.deletion_timestamp.is_some(),

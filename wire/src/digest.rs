@@ -108,8 +108,9 @@ impl DigestRecord<'_> {
     }
 }
 
-/// The length of the uncompressed wire-form name at the start of `bytes`.
-fn name_len(bytes: &[u8]) -> Option<usize> {
+/// The length of the uncompressed wire-form name at the start of `bytes`; `None` if it is
+/// cut short, compressed, or longer than a name may be (255 bytes).
+pub fn name_len(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
     loop {
         let len = usize::from(*bytes.get(at)?);
@@ -118,7 +119,7 @@ fn name_len(bytes: &[u8]) -> Option<usize> {
         }
         at += 1 + len;
         if len == 0 {
-            return Some(at);
+            return (at <= 255).then_some(at);
         }
     }
 }

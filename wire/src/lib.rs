@@ -22,7 +22,7 @@
 
 mod digest;
 
-pub use digest::{DigestRecord, ZoneDigester, hex, zone_digest};
+pub use digest::{DigestRecord, ZoneDigester, hex, name_len, zone_digest};
 
 use std::collections::BTreeSet;
 

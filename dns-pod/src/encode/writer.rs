@@ -12,6 +12,7 @@
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
+pub use zonefleet_wire::name_len;
 
 /// The length of a DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -349,21 +350,6 @@ impl<'b> MessageWriter<'b> {
         let list = &self.target_list;
         self.targets
             .insert_unique(hash, position, |&at| list[at as usize].hash);
-    }
-}
-
-/// The length of the uncompressed wire-form name at the start of `bytes`.
-pub fn name_len(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let len = usize::from(*bytes.get(at)?);
-        if len & 0xC0 != 0 {
-            return None;
-        }
-        at += 1 + len;
-        if len == 0 {
-            return (at <= 255).then_some(at);
-        }
     }
 }
 

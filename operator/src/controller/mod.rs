@@ -650,10 +650,7 @@ pub fn zone_key_of(record: &Record) -> Option<(String, String)> {
 
 /// The identity of an object.
 pub fn key_of<K: Resource>(obj: &K) -> ObjectKey {
-    ObjectKey {
-        namespace: obj.meta().namespace.clone().unwrap_or_default(),
-        name: obj.meta().name.clone().unwrap_or_default(),
-    }
+    ObjectKey::of(obj)
 }
 
 #[cfg(test)]
