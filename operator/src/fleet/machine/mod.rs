@@ -335,7 +335,7 @@ impl Machine {
             }
             Event::Published(notices) => self.on_publishes(notices, now, &mut out),
             Event::Sweep { zones } => {
-                self.refresh_targets(zones);
+                self.refresh_targets(zones, &mut out);
                 let pods: Vec<String> = self.endpoints.keys().cloned().collect();
                 let pairs = self.pairs_of(&pods, None);
                 self.check(pairs, now, &mut out);
@@ -359,8 +359,10 @@ impl Machine {
     }
 
     /// The zones from the Zone store: the newer of the status and what this replica just
-    /// published. A zone no longer in the store is no longer tracked.
-    fn refresh_targets(&mut self, zones: Vec<KnownZone>) {
+    /// published. A zone no longer in the store is no longer tracked: its verdicts, repairs
+    /// and propagation go, and so do its problems and its last view (a Zone made again
+    /// under the same name gets its view reported afresh).
+    fn refresh_targets(&mut self, zones: Vec<KnownZone>, out: &mut Vec<Command>) {
         let mut targets = HashMap::new();
         for zone in zones {
             let expected = match (zone.recorded, zone.published) {
@@ -395,6 +397,17 @@ impl Machine {
         self.verdicts.retain(|key, _| targets.contains_key(key));
         self.repairs.retain(|(_, key), _| targets.contains_key(key));
         self.propagations.retain(|key, _| targets.contains_key(key));
+        self.reported.retain(|key, _| targets.contains_key(key));
+        let untracked: Vec<ObjectKey> = self
+            .problems
+            .keys()
+            .filter(|key| !targets.contains_key(*key))
+            .cloned()
+            .collect();
+        for key in untracked {
+            self.problems.remove(&key);
+            out.push(self.problems_report(&key));
+        }
         self.targets = targets;
     }
 
@@ -424,13 +437,24 @@ impl Machine {
             self.repairs.retain(|(p, _), _| p != pod);
             self.refusals.retain(|(p, _), _| p != pod);
             self.stale.remove(pod);
+            // A pod that is gone is no problem of any zone any more.
+            let mut relieved: Vec<ObjectKey> = self
+                .problems
+                .iter_mut()
+                .filter_map(|(key, pods)| pods.remove(pod).map(|_| key.clone()))
+                .collect();
+            relieved.sort();
+            self.problems.retain(|_, pods| !pods.is_empty());
+            for key in relieved {
+                out.push(self.problems_report(&key));
+            }
         }
         self.endpoints = endpoints;
         self.dirty = true;
         out.push(Command::Metric(Metric::Pods(self.endpoints.len())));
         if !added.is_empty() {
             info!(pods = ?added, "DNS pods ready: checking every zone on them");
-            self.refresh_targets(zones);
+            self.refresh_targets(zones, out);
             let pairs = self.pairs_of(&added, None);
             self.check(pairs, now, out);
         }

@@ -644,15 +644,23 @@ fn pods_that_come_are_probed_and_pods_that_go_leave_the_counts() {
     assert_eq!(view.servers.lagging, ["dns-d"]);
     assert_eq!(view.lowest, None);
     assert_eq!(view.detail, "dns-d does not serve the zone");
-    let done = fleet.run_for(TICK);
+    fleet.auto_reply = true;
+    let done = fleet.run_for(secs(4.0));
     assert_eq!(resyncs(timed(&done))[0].pod, "dns-d");
+    let failed = "pod dns-d still does not serve the zone (expected serial 1) after 3 re-syncs; retrying slowly";
+    assert_eq!(
+        problems(timed(&done)),
+        [Some(failed.to_owned()), Some(failed.to_owned())],
+        "one problem for each of its zones"
+    );
 
-    // It goes: without asking anyone, the views count three pods again and its repairs
-    // stop.
+    // It goes: without asking anyone, the views count three pods again, it is no zone's
+    // problem any more, and its repairs stop.
     let mark = fleet.mark();
     let done = fleet.remove_pod("dns-d");
     assert_eq!(fleet.mark(), mark, "nobody is asked");
     assert!(done.contains(&Command::Metric(Metric::Pods(3))));
+    assert_eq!(problems(&done), [None, None]);
     let reported = views(&done);
     assert_eq!(reported.len(), 2, "{reported:?}");
     for (_, view) in reported {
@@ -660,7 +668,6 @@ fn pods_that_come_are_probed_and_pods_that_go_leave_the_counts() {
         assert_eq!(view.lowest, Some(1));
         assert_eq!(view.detail, "");
     }
-    fleet.auto_reply = true;
     assert!(resyncs(timed(&fleet.run_for(secs(20.0)))).is_empty());
 }
 
@@ -704,4 +711,16 @@ fn versions_a_pod_refused_show_in_the_view() {
     // A reply without it: the pod no longer refuses that version.
     fleet.feed(reply(Some(Vec::new())));
     assert_eq!(fleet.view("z").detail, "dns-b serves serial 1");
+}
+
+#[test]
+fn a_zone_made_again_under_the_same_name_is_reported_afresh() {
+    let mut fleet = settled(&["dns-a", "dns-b"], "z", 1);
+    let served = fleet.view("z");
+    fleet.store.remove("z");
+    fleet.sweep();
+    // The Zone controller forgot the deleted Zone's view; the new one needs its own, even
+    // though the pods serve the same version.
+    let done = fleet.publish("z", 1);
+    assert_eq!(views(&done), [(key("z"), served)]);
 }
