@@ -5,6 +5,8 @@
 //! - [`serial`]: SOA serial policies under RFC 1982;
 //! - [`domains`]: which Zone owns a domain, and which child zones a parent delegates;
 //! - [`controller`]: the Zone and Record controllers and their pure status computation;
+//! - [`fleet`]: fleet health: a pure state machine decides which DNS pods to check and
+//!   re-sync, a thin task carries it out, and the Zone controller gets typed views;
 //! - [`publish`]: where zone versions go;
 //! - [`leader`]: leader election with a Lease;
 //! - [`server`]: `/metrics`, `/healthz` and `/readyz`;

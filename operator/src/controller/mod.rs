@@ -3,6 +3,7 @@
 //! Both watch through [`DeserializeGuard`], so an object that does not deserialize is
 //! reported on its own and never stalls the watch of the others.
 
+pub mod fleet;
 pub mod index;
 pub mod record;
 pub mod status;
@@ -65,9 +66,9 @@ pub struct Context {
     pub published: Mutex<HashMap<ObjectKey, PublishedVersion>>,
     /// Per-zone Record tallies, for the gauges.
     pub tallies: Mutex<HashMap<ObjectKey, BTreeMap<&'static str, i64>>>,
-    /// Pods the fleet health checker could not repair, per zone (pod → what is wrong): the
-    /// Zone's `Degraded` condition says so.
-    pub fleet_problems: Mutex<HashMap<ObjectKey, BTreeMap<String, String>>>,
+    /// The pods the fleet health checker could not repair, per zone, and why: the Zone's
+    /// `Degraded` condition says so.
+    pub fleet_problems: Mutex<HashMap<ObjectKey, String>>,
     /// The last status this replica wrote for each Zone, with the resourceVersion it
     /// made, until the cache shows it.
     pub zone_statuses: Mutex<HashMap<ObjectKey, (String, zonefleet_api::ZoneStatus)>>,
@@ -126,7 +127,11 @@ impl Context {
             .ok()
             .and_then(|views| views.get(zone).cloned());
         if let Some(view) = &mut view {
-            view.problems = crate::fleet::report::problems_of(self, zone);
+            view.problems = self
+                .fleet_problems
+                .lock()
+                .ok()
+                .and_then(|problems| problems.get(zone).cloned());
         }
         FleetState {
             checked: self.publish_notices.is_some(),
@@ -418,7 +423,7 @@ pub async fn run(
         assemblies: Mutex::new(HashMap::new()),
         zone_statuses: Mutex::new(HashMap::new()),
         publish_notices: settings.fleet.as_ref().map(|_| notices_tx),
-        zone_triggers: reconcile_tx.clone(),
+        zone_triggers: reconcile_tx,
         claims_seen: Mutex::new(HashMap::new()),
         client: client.clone(),
         publisher,
@@ -435,11 +440,12 @@ pub async fn run(
 
     let checker = settings.fleet.clone().map(|fleet| {
         tokio::spawn(crate::fleet::run(
+            ctx.client.clone(),
             ctx.clone(),
+            ctx.metrics.clone(),
             fleet.nats,
             fleet.settings,
             notices_rx,
-            reconcile_tx,
         ))
     });
     let fleet_triggers = tokio_stream_of(reconcile_rx).map(|key: ObjectKey| {

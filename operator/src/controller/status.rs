@@ -6,7 +6,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
     jiff::Timestamp,
 };
-use zonefleet_api::{RecordStatus, SerialPolicy, ServerSummary, ZoneStatus};
+use zonefleet_api::{RecordStatus, SerialPolicy, ZoneStatus};
 
 use super::PublishedVersion;
 use crate::{
@@ -147,20 +147,7 @@ fn same_types(current: &[Condition], desired: &[Condition]) -> Vec<Condition> {
         .collect()
 }
 
-/// What the fleet health checker last saw of a zone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FleetView {
-    /// The serial the pods were checked against.
-    pub serial: u32,
-    /// How many ready pods serve it.
-    pub servers: ServerSummary,
-    /// The lowest serial any ready pod serves, when every ready pod serves some version.
-    pub lowest: Option<u32>,
-    /// What the lagging pods serve, for people.
-    pub detail: String,
-    /// Pods the checker could not repair, and why.
-    pub problems: Option<String>,
-}
+pub use crate::fleet::FleetView;
 
 /// Whether, and what, the fleet health checker saw of a zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -576,6 +563,7 @@ fn list(items: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::zone::assemble;
+    use zonefleet_api::ServerSummary;
 
     fn t(secs: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + secs).unwrap()

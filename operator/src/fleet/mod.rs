@@ -2,13 +2,18 @@
 //! the SOA serial (over DNS) and the content digest (from `/zones`) each pod serves with
 //! the published version, and re-sync the pods that lag over NATS.
 //!
-//! It runs on the leader only, next to the controllers. The pure decisions live in
-//! [`health`] and [`endpoints`]; [`probe`] asks the pods; [`checker`] schedules checks and
-//! repairs; [`report`] writes the Zone and Record statuses and Events.
+//! It runs on the leader only, next to the controllers. The decisions are pure: [`machine`]
+//! is the checker's state machine (events in, commands out: what to probe, whom to
+//! re-sync and when, what to report), on top of [`health`] (what one answer means) and
+//! [`endpoints`] (which pods are ready). [`probe`] asks the pods; [`checker`] is the task
+//! that feeds the machine and carries out its commands; [`report`] is what the checker and
+//! the Zone controller tell each other. The fleet module does not know the controller: the
+//! controller implements [`FleetHost`] and reads the [`FleetView`]s it is given.
 
 pub mod checker;
 pub mod endpoints;
 pub mod health;
+pub mod machine;
 pub mod probe;
 pub mod report;
 
@@ -20,6 +25,7 @@ use crate::zone::ObjectKey;
 pub use checker::run;
 pub use endpoints::PortNames;
 pub use health::Backoff;
+pub use report::{EventKind, FleetEvent, FleetHost, FleetReport, FleetView, KnownZone};
 
 /// How the checker runs.
 #[derive(Clone, Debug)]
