@@ -6,12 +6,12 @@
 //! - [`http`]: HTTP GETs for tests that talk to Pods (the process kubelet's prober client);
 //! - [`operator`]: running the operator and installing the CRDs for tests;
 //! - [`nats`]: a NATS server a test owns, to stop and start;
-//! - [`dig`]: asking DNS servers with `dig`;
+//! - [`dns`]: the DNS client of the tests and benches (hickory-proto, UDP and TCP);
 //! - [`dns_pod`]: a dns-pod run as a plain child process;
 //! - [`dns_fleet`]: dns-pod Pods and their Service, for the process kubelet;
 //! - [`tools`]: kubectl and helm, run as a user would.
 
-pub mod dig;
+pub mod dns;
 pub mod dns_fleet;
 pub mod dns_pod;
 pub mod harness;

@@ -9,6 +9,7 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use anyhow::{Context, ensure};
 use async_nats::jetstream::object_store::ObjectMetadata;
+use hickory_proto::rr::RecordType;
 use k8s_openapi::api::{
     core::v1::{Pod, Service},
     events::v1::Event,
@@ -25,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::{io::AsyncReadExt, sync::Mutex, time::Instant};
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
-    dig::dig,
+    dns,
     dns_fleet::{self, DNS_PORT},
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     nats::NatsServer,
@@ -293,9 +294,14 @@ async fn the_checker_counts_repairs_and_follows_the_fleet() {
         .await?;
         fleet.wait_event("Resynced", "dns-b").await?;
         let ip = fleet.pod_ip("dns-b").await?;
-        let answer = dig(SocketAddr::new(ip, DNS_PORT), "info.fleet.example", "TXT").await?;
+        let answer = dns::ask(
+            SocketAddr::new(ip, DNS_PORT),
+            "info.fleet.example",
+            RecordType::TXT,
+        )
+        .await?;
         ensure!(
-            answer.answers == ["\"three\""],
+            answer.rdata() == ["\"three\""],
             "dns-b after thawing: {answer:?}"
         );
         ensure!(fleet.serial().await? == last);
