@@ -327,7 +327,7 @@ start_kubelet() {
     (cd "$repo" && cargo build "${flags[@]}" --workspace --bins) >&2 \
       || die "cargo build of the workspace binaries failed"
   fi
-  [[ -x $bin ]] || die "$bin is missing: build it with 'cargo build -p zonefleet-e2e'"
+  [[ -x $bin ]] || die "$bin is missing: build it with 'cargo build -p zonefleet-process-kubelet'"
   mkdir -p "$state/netns" "$state/pods"
   RUST_LOG=${RUST_LOG:-info} start_process process-kubelet "$bin" \
     --kubeconfig "$state/kubelet.kubeconfig" \

@@ -9,14 +9,13 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-
-use crate::kubelet::process::{container_files, pod_volumes_dir, read_pid_file};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::{
     Api, Client, Config,
     api::{DeleteParams, ObjectMeta, PostParams},
     config::{KubeConfigOptions, Kubeconfig},
 };
+use zonefleet_process_kubelet::process::{container_files, pod_volumes_dir, read_pid_file};
 
 /// The environment of a running local cluster, read from `<state>/env`.
 #[derive(Clone, Debug)]

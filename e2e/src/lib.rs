@@ -1,22 +1,23 @@
-//! Zonefleet's end-to-end test harness.
+//! Zonefleet's end-to-end test harness. The tests' Pods run on the process kubelet (crate
+//! `zonefleet-process-kubelet`).
 //!
-//! - [`kubelet`]: the process kubelet, which runs the tests' Pods as local processes;
 //! - [`harness`]: what the tests share: the cluster's environment, clients, temporary
 //!   namespaces and waiting;
-//! - [`http`]: a minimal HTTP client for probes and tests;
+//! - [`http`]: HTTP GETs for tests that talk to Pods (the process kubelet's prober client);
 //! - [`operator`]: running the operator and installing the CRDs for tests;
 //! - [`nats`]: a NATS server a test owns, to stop and start;
-//! - [`dig`]: asking DNS servers with `dig`;
+//! - [`dns`]: the DNS client of the tests and benches (hickory-proto, UDP and TCP);
 //! - [`dns_pod`]: a dns-pod run as a plain child process;
 //! - [`dns_fleet`]: dns-pod Pods and their Service, for the process kubelet;
 //! - [`tools`]: kubectl and helm, run as a user would.
 
-pub mod dig;
+pub mod dns;
 pub mod dns_fleet;
 pub mod dns_pod;
 pub mod harness;
-pub mod http;
-pub mod kubelet;
 pub mod nats;
 pub mod operator;
 pub mod tools;
+
+/// HTTP GETs: the process kubelet's prober client, for tests that talk to Pods.
+pub use zonefleet_process_kubelet::http;

@@ -1,5 +1,5 @@
 //! Zone distribution end to end: the operator publishes to a real NATS JetStream, and two
-//! dns-pods run by the process kubelet build their zones from it and answer `dig`.
+//! dns-pods run by the process kubelet build their zones from it and answer DNS queries.
 //!
 //! The test owns its NATS server, so it can stop and start it; its operator watches every
 //! namespace, so the tests of this file run one at a time.
@@ -7,6 +7,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, ensure};
+use hickory_proto::{op::ResponseCode, rr::RecordType};
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api,
@@ -16,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
-    dig::dig,
+    dns,
     dns_fleet::{self, ADMIN_PORT, DNS_PORT},
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     http,
@@ -93,11 +94,11 @@ async fn wait_for_answer(
             &format!("{name} A = {expected:?} at {ip}"),
             TIMEOUT,
             || async move {
-                let answer = dig(server, name, "A").await?;
-                let mut answers = answer.answers.clone();
+                let answer = dns::ask(server, name, RecordType::A).await?;
+                let mut answers = answer.rdata();
                 answers.sort();
-                Ok((answer.status == "NOERROR"
-                    && answer.flags.iter().any(|f| f == "aa")
+                Ok((answer.rcode() == ResponseCode::NoError
+                    && answer.authoritative()
                     && answers == expected)
                     .then_some(()))
             },
@@ -192,9 +193,14 @@ async fn dns_pods_serve_what_the_operator_publishes_and_survive_nats_outages() {
         nats.stop().await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         for ip in &ips {
-            let answer = dig(SocketAddr::new(*ip, DNS_PORT), "api.shop.example", "A").await?;
+            let answer = dns::ask(
+                SocketAddr::new(*ip, DNS_PORT),
+                "api.shop.example",
+                RecordType::A,
+            )
+            .await?;
             ensure!(
-                answer.answers == ["192.0.2.21"],
+                answer.rdata() == ["192.0.2.21"],
                 "{ip} without NATS: {answer:?}"
             );
         }
@@ -211,14 +217,14 @@ async fn dns_pods_serve_what_the_operator_publishes_and_survive_nats_outages() {
         })
         .await?;
         let restarted_ip = ready_ip(&restarted).context("an address")?;
-        let answer = dig(
+        let answer = dns::ask(
             SocketAddr::new(restarted_ip, DNS_PORT),
             "api.shop.example",
-            "A",
+            RecordType::A,
         )
         .await?;
         ensure!(
-            answer.answers == ["192.0.2.21"] && answer.flags.iter().any(|f| f == "aa"),
+            answer.rdata() == ["192.0.2.21"] && answer.authoritative(),
             "the restarted pod without NATS answered {answer:?}"
         );
         ensure!(served_serial(restarted_ip, "shop.example.").await? == Some(second));
@@ -236,7 +242,8 @@ async fn dns_pods_serve_what_the_operator_publishes_and_survive_nats_outages() {
         for ip in &ips {
             let server = SocketAddr::new(*ip, DNS_PORT);
             wait_until(&format!("REFUSED at {ip}"), TIMEOUT, || async move {
-                Ok((dig(server, "www.shop.example", "A").await?.status == "REFUSED").then_some(()))
+                let answer = dns::ask(server, "www.shop.example", RecordType::A).await?;
+                Ok((answer.rcode() == ResponseCode::Refused).then_some(()))
             })
             .await?;
         }

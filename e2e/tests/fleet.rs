@@ -2,13 +2,14 @@
 //! the EndpointSlices the real EndpointSlice controller writes; a pod frozen while changes
 //! are published, a pod fed a tampered snapshot, scaling, and a leader that dies.
 //!
-//! The test owns its NATS server; its operators watch every namespace, so the tests of this
-//! file run one at a time.
+//! Each test owns a fleet: a NATS server, an operator, three dns-pods and a Zone they serve.
+//! The operators watch every namespace, so the tests of this file run one at a time.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context, ensure};
 use async_nats::jetstream::object_store::ObjectMetadata;
+use hickory_proto::rr::RecordType;
 use k8s_openapi::api::{
     core::v1::{Pod, Service},
     events::v1::Event,
@@ -25,22 +26,29 @@ use serde_json::{Value, json};
 use tokio::{io::AsyncReadExt, sync::Mutex, time::Instant};
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
-    dig::dig,
+    dns,
     dns_fleet::{self, DNS_PORT},
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     nats::NatsServer,
     operator::{OperatorProcess, apply, install_crds, record_manifest},
+    tools::kubectl,
 };
 use zonefleet_nats::{Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, ResyncReply};
 use zonefleet_wire::Message;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+const PODS: [&str; 3] = ["dns-a", "dns-b", "dns-c"];
+/// The identity of the operator every fleet starts with.
+const LEADER: &str = "fleet-a";
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 fn record(name: &str, owner: &str, kind: &str, values: &[&str]) -> Value {
     record_manifest("fleet", name, owner, kind, values)
 }
 
+/// A test's fleet: its NATS server, its operators (the first one leads), three dns-pods
+/// behind the Service `dns`, and the Zone `fleet` (`fleet.example`) with the Records `www`
+/// (A) and `txt` (TXT at `info`).
 struct Fleet {
     ns: TestNamespace,
     nats: NatsServer,
@@ -48,9 +56,97 @@ struct Fleet {
     zones: Api<Zone>,
     records: Api<Record>,
     pods: Api<Pod>,
+    operators: Mutex<Vec<OperatorProcess>>,
 }
 
 impl Fleet {
+    /// Starts the fleet and waits until every pod serves the Zone (Synced 3/3).
+    async fn start(ns: TestNamespace) -> anyhow::Result<Self> {
+        install_crds(&ns.client).await?;
+        let nats = NatsServer::start(&ns.env, &ns.name).await?;
+        let prefix = format!("e2e-{}", ns.name);
+        let fleet = Self {
+            zones: Api::namespaced(ns.client.clone(), &ns.name),
+            records: Api::namespaced(ns.client.clone(), &ns.name),
+            pods: Api::namespaced(ns.client.clone(), &ns.name),
+            ns,
+            nats,
+            prefix,
+            operators: Mutex::default(),
+        };
+        let services: Api<Service> = Api::namespaced(fleet.ns.client.clone(), &fleet.ns.name);
+        services
+            .create(
+                &PostParams::default(),
+                &dns_fleet::dns_service("dns", "dns")?,
+            )
+            .await?;
+        fleet.start_operator(LEADER).await?;
+        for pod in PODS {
+            fleet.add_pod(pod).await?;
+        }
+        apply(&fleet.zones, &json!({
+            "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Zone",
+            "metadata": {"name": "fleet"},
+            "spec": {"domain": "fleet.example",
+                     "nameServers": [{"name": "ns1.fleet.example", "addresses": ["192.0.2.53"]}]},
+        }))
+        .await?;
+        apply(&fleet.records, &record("www", "www", "A", &["192.0.2.10"])).await?;
+        apply(&fleet.records, &record("txt", "info", "TXT", &["\"one\""])).await?;
+        fleet.wait_synced("3/3").await?;
+        Ok(fleet)
+    }
+
+    /// Starts an operator with identity `identity`; it runs until the fleet is cleaned up
+    /// (or a test kills it).
+    async fn start_operator(&self, identity: &str) -> anyhow::Result<()> {
+        let operator = OperatorProcess::start_with(
+            &self.ns.env,
+            &self.ns.name,
+            identity,
+            &self.operator_env(),
+        )?;
+        self.operators.lock().await.push(operator);
+        Ok(())
+    }
+
+    /// Kills the operator `identity` at once, as a crash would.
+    async fn kill_operator(&self, identity: &str) -> anyhow::Result<()> {
+        let mut operators = self.operators.lock().await;
+        let operator = operators
+            .iter_mut()
+            .find(|o| o.identity == identity)
+            .with_context(|| format!("no operator {identity}"))?;
+        operator.kill().await
+    }
+
+    /// Deletes the Zone while an operator still runs (its finalizer), then stops the
+    /// operators and NATS.
+    async fn clean_up(mut self) -> anyhow::Result<()> {
+        let deleted = async {
+            self.zones
+                .delete_collection(&DeleteParams::default(), &ListParams::default())
+                .await?;
+            wait_until("the Zones to be gone", TIMEOUT, || async {
+                Ok(self
+                    .zones
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .is_empty()
+                    .then_some(()))
+            })
+            .await
+        }
+        .await;
+        for operator in self.operators.get_mut().iter_mut() {
+            operator.terminate().await?;
+        }
+        self.nats.stop().await?;
+        deleted
+    }
+
     fn operator_env(&self) -> Vec<(String, String)> {
         let mut env = self.nats.client_env(&self.prefix);
         env.push(("ZONEFLEET_DNS_SERVICE".into(), "dns".into()));
@@ -182,57 +278,42 @@ impl Fleet {
     }
 }
 
-/// Every scenario of fleet health, in order, on one fleet.
-#[tokio::test]
-async fn the_checker_counts_repairs_and_follows_the_fleet() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    with_test_namespace("fleet", |ns| async move {
-        install_crds(&ns.client).await?;
-        let nats = NatsServer::start(&ns.env, &ns.name).await?;
-        let prefix = format!("e2e-{}", ns.name);
-        let fleet = Fleet {
-            zones: Api::namespaced(ns.client.clone(), &ns.name),
-            records: Api::namespaced(ns.client.clone(), &ns.name),
-            pods: Api::namespaced(ns.client.clone(), &ns.name),
-            ns,
-            nats,
-            prefix,
-        };
-        let services: Api<Service> = Api::namespaced(fleet.ns.client.clone(), &fleet.ns.name);
-        services
-            .create(
-                &PostParams::default(),
-                &dns_fleet::dns_service("dns", "dns")?,
-            )
-            .await?;
-        let mut leader = OperatorProcess::start_with(
-            &fleet.ns.env,
-            &fleet.ns.name,
-            "fleet-a",
-            &fleet.operator_env(),
-        )?;
-        for pod in ["dns-a", "dns-b", "dns-c"] {
-            fleet.add_pod(pod).await?;
+/// Runs `test` on a fleet of its own, one test at a time, and cleans up also when it fails.
+async fn with_fleet<F, Fut>(prefix: &str, test: F)
+where
+    F: FnOnce(Arc<Fleet>) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    with_test_namespace(prefix, |ns| async move {
+        let fleet = Arc::new(Fleet::start(ns).await?);
+        let outcome = test(fleet.clone()).await;
+        if outcome.is_err() {
+            let logs: Vec<String> = fleet
+                .operators
+                .lock()
+                .await
+                .iter()
+                .map(|o| o.log.display().to_string())
+                .collect();
+            eprintln!("the operators' logs: {logs:?}");
         }
+        let fleet =
+            Arc::try_unwrap(fleet).map_err(|_| anyhow::anyhow!("the test kept its fleet"))?;
+        let cleanup = fleet.clean_up().await;
+        outcome.and(cleanup)
+    })
+    .await;
+    eprintln!("{prefix}: {:?}", started.elapsed());
+}
 
-        // 1. A Zone and Records: Synced 3/3 in `kubectl get zones`, every Record Programmed.
-        apply(&fleet.zones, &json!({
-            "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Zone",
-            "metadata": {"name": "fleet"},
-            "spec": {"domain": "fleet.example",
-                     "nameServers": [{"name": "ns1.fleet.example", "addresses": ["192.0.2.53"]}]},
-        }))
-        .await?;
-        apply(&fleet.records, &record("www", "www", "A", &["192.0.2.10"])).await?;
-        apply(&fleet.records, &record("txt", "info", "TXT", &["\"one\""])).await?;
-        fleet.wait_synced("3/3").await?;
-        let kubectl = std::process::Command::new("bash")
-            .arg(zonefleet_e2e::operator::repo_dir().join("e2e/tools.sh"))
-            .args(["path", "kubectl"])
-            .output()?;
-        let kubectl = std::process::Command::new(String::from_utf8(kubectl.stdout)?.trim())
+/// A Zone and Records: Synced 3/3 in `kubectl get zones`, every Record Programmed.
+#[tokio::test]
+async fn a_zone_served_by_every_pod_is_synced_and_its_records_programmed() {
+    with_fleet("fleet-synced", |fleet| async move {
+        let kubectl = kubectl(&fleet.ns)?
             .args(["get", "zones", "-n", &fleet.ns.name])
-            .env("KUBECONFIG", fleet.ns.env.var("KUBECONFIG")?)
             .output()?;
         let table = String::from_utf8_lossy(&kubectl.stdout);
         ensure!(
@@ -251,10 +332,17 @@ async fn the_checker_counts_repairs_and_follows_the_fleet() {
             })
             .await?;
         }
+        Ok(())
+    })
+    .await;
+}
 
-        // 2. A frozen pod misses two changes: it is counted as lagging and re-synced (an
-        // Event names it); after the allowed attempts the Zone is Degraded, naming it; once
-        // it thaws the zone returns to 3/3 and is no longer Degraded.
+/// A frozen pod misses two changes: it is counted as lagging and re-synced (an Event names
+/// it); after the allowed attempts the Zone is Degraded, naming it; once it thaws the zone
+/// returns to 3/3 and is no longer Degraded.
+#[tokio::test]
+async fn a_frozen_pod_is_resynced_degrades_the_zone_and_recovers() {
+    with_fleet("fleet-frozen", |fleet| async move {
         let frozen = fleet.pid_of("dns-b")?;
         kill(frozen, Signal::SIGSTOP)?;
         let before = fleet.serial().await?;
@@ -293,15 +381,26 @@ async fn the_checker_counts_repairs_and_follows_the_fleet() {
         .await?;
         fleet.wait_event("Resynced", "dns-b").await?;
         let ip = fleet.pod_ip("dns-b").await?;
-        let answer = dig(SocketAddr::new(ip, DNS_PORT), "info.fleet.example", "TXT").await?;
+        let answer = dns::ask(
+            SocketAddr::new(ip, DNS_PORT),
+            "info.fleet.example",
+            RecordType::TXT,
+        )
+        .await?;
         ensure!(
-            answer.answers == ["\"three\""],
+            answer.rdata() == ["\"three\""],
             "dns-b after thawing: {answer:?}"
         );
         ensure!(fleet.serial().await? == last);
+        Ok(())
+    })
+    .await;
+}
 
-        // 3. One pod fed a tampered snapshot at the same serial: caught by its digest, and
-        // repaired.
+/// One pod fed a tampered snapshot at the same serial: caught by its digest, and repaired.
+#[tokio::test]
+async fn a_tampered_snapshot_is_caught_by_its_digest_and_repaired() {
+    with_fleet("fleet-tampered", |fleet| async move {
         let expected_digest = fleet
             .zones
             .get("fleet")
@@ -328,22 +427,31 @@ async fn the_checker_counts_repairs_and_follows_the_fleet() {
         })
         .await?;
         fleet.wait_synced("3/3").await?;
+        Ok(())
+    })
+    .await;
+}
 
-        // 4. Scaling: a fourth pod is checked and counted; removed, it leaves the counts.
+/// Scaling: a fourth pod is checked and counted; removed, it leaves the counts.
+#[tokio::test]
+async fn pods_added_and_removed_are_counted() {
+    with_fleet("fleet-scaling", |fleet| async move {
         fleet.add_pod("dns-d").await?;
         fleet.wait_synced("4/4").await?;
         fleet.pods.delete("dns-d", &DeleteParams::default()).await?;
         fleet.wait_synced("3/3").await?;
+        Ok(())
+    })
+    .await;
+}
 
-        // 5. The leader dies: the standby takes the Lease and checks the fleet again.
-        let mut standby = OperatorProcess::start_with(
-            &fleet.ns.env,
-            &fleet.ns.name,
-            "fleet-b",
-            &fleet.operator_env(),
-        )?;
+/// The leader dies: the standby takes the Lease and checks the fleet again.
+#[tokio::test]
+async fn a_standby_checks_the_fleet_when_the_leader_dies() {
+    with_fleet("fleet-failover", |fleet| async move {
+        fleet.start_operator("fleet-b").await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        leader.kill().await?;
+        fleet.kill_operator(LEADER).await?;
         let killed = Instant::now();
         let before = fleet.serial().await?;
         apply(&fleet.records, &record("txt", "info", "TXT", &["\"four\""])).await?;
@@ -352,7 +460,6 @@ async fn the_checker_counts_repairs_and_follows_the_fleet() {
         let took = killed.elapsed();
         eprintln!("the standby checked the fleet {took:?} after the leader died");
         ensure!(took < Duration::from_secs(40), "the standby took {took:?}");
-        standby.terminate().await?;
         Ok(())
     })
     .await;

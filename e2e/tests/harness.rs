@@ -20,8 +20,8 @@ use serde_json::json;
 use zonefleet_e2e::{
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     http,
-    kubelet::process::{process_start_time, read_pid_file},
 };
+use zonefleet_process_kubelet::process::{process_start_time, read_pid_file};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const TEST_POD_PORT: u16 = 8080;

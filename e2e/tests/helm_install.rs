@@ -18,10 +18,7 @@ use std::{
 };
 
 use anyhow::{Context, bail, ensure};
-use hickory_proto::{
-    op::{Message, MessageType, OpCode, Query, ResponseCode},
-    rr::{Name, RecordType},
-};
+use hickory_proto::{op::ResponseCode, rr::RecordType};
 use k8s_openapi::{
     api::{
         coordination::v1::Lease,
@@ -37,7 +34,7 @@ use kube::{
 use serde_json::json;
 use zonefleet_api::Zone;
 use zonefleet_e2e::{
-    dig::dig,
+    dns::{self, Attempts, Transport},
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     operator::{install_crds, repo_dir},
     tools::{chart_dir, enforce_restricted_pod_security, kubectl, run, run_with_input, tool},
@@ -151,35 +148,32 @@ enum Outcome {
 /// One UDP query for `name A` to `server`, sent again after each [`QUERY_TIMEOUT`] up to
 /// [`QUERY_ATTEMPTS`] times.
 async fn query_a(server: SocketAddr, name: &str, id: u16) -> anyhow::Result<Outcome> {
-    let mut query = Message::new(id, MessageType::Query, OpCode::Query);
-    query.add_query(Query::query(Name::from_ascii(name)?, RecordType::A));
-    let bytes = query.to_vec()?;
-    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
-    let mut buffer = [0u8; 1500];
-    for retries in 0..QUERY_ATTEMPTS {
-        socket.send_to(&bytes, server).await?;
-        let Ok(received) = tokio::time::timeout(QUERY_TIMEOUT, socket.recv(&mut buffer)).await
-        else {
-            continue;
-        };
-        let response = Message::from_vec(&buffer[..received?])?;
-        return Ok(
-            if response.id == id
-                && response.response_code == ResponseCode::NoError
-                && response.answers.len() == 2
-            {
-                Outcome::Answered { retries }
-            } else {
-                Outcome::Wrong(format!(
-                    "id {} (sent {id}), {}, {} answers",
-                    response.id,
-                    response.response_code,
-                    response.answers.len()
-                ))
-            },
-        );
-    }
-    Ok(Outcome::Unanswered)
+    let query = dns::query(id, name, RecordType::A)?;
+    let attempts = Attempts {
+        transport: Transport::Udp,
+        timeout: QUERY_TIMEOUT,
+        attempts: QUERY_ATTEMPTS,
+    };
+    let Some(dns::Response { message, retries }) = dns::exchange(server, &query, attempts).await?
+    else {
+        return Ok(Outcome::Unanswered);
+    };
+    let metadata = &message.metadata;
+    Ok(
+        if metadata.id == id
+            && metadata.response_code == ResponseCode::NoError
+            && message.answers.len() == 2
+        {
+            Outcome::Answered { retries }
+        } else {
+            Outcome::Wrong(format!(
+                "id {} (sent {id}), {}, {} answers",
+                metadata.id,
+                metadata.response_code,
+                message.answers.len()
+            ))
+        },
+    )
 }
 
 /// How far behind the EndpointSlices the client's view of the Service is, as kube-proxy's
@@ -353,11 +347,11 @@ async fn helm_install_upgrade_and_uninstall_on_the_local_cluster() {
         let dns_pods = pods(&ns, "dns").await?;
         ensure!(dns_pods.len() == 2, "two DNS pods: {}", dns_pods.len());
         for pod in &dns_pods {
-            let answer =
-                dig(SocketAddr::new(pod_ip(pod)?, 5353), &format!("www.{domain}"), "A").await?;
+            let server = SocketAddr::new(pod_ip(pod)?, 5353);
+            let answer = dns::ask(server, &format!("www.{domain}"), RecordType::A).await?;
             ensure!(
-                answer.status == "NOERROR"
-                    && answer.answers == ["192.0.2.10", "192.0.2.11"],
+                answer.rcode() == ResponseCode::NoError
+                    && answer.rdata() == ["192.0.2.10", "192.0.2.11"],
                 "{} answered {answer:?}",
                 pod.name_any()
             );

@@ -3,7 +3,8 @@
 //! `Ready` and `Programmed` that mean served, and Events and metrics that say what happened.
 //!
 //! Each test owns a small fleet: a NATS server, an operator, and two dns-pods behind a
-//! Service. Every check of served data asks every pod with `dig`. The operators watch every
+//! Service. Every check of served data asks every pod (with the tests' DNS client; the TXT
+//! checks with `dig`, to see the strings as a real client shows them). The operators watch every
 //! namespace, so the tests of this file run one at a time.
 
 use std::{
@@ -15,6 +16,7 @@ use std::{
 };
 
 use anyhow::{Context, bail, ensure};
+use hickory_proto::{op::ResponseCode, rr::RecordType};
 use k8s_openapi::{
     api::{
         core::v1::{Namespace, Pod, Service},
@@ -35,7 +37,7 @@ use serde_json::{Value, json};
 use tokio::{sync::Mutex, time::Instant};
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
-    dig::{DigAnswer, dig},
+    dns::{self, Answer},
     dns_fleet::{self, DNS_PORT},
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     nats::NatsServer,
@@ -125,7 +127,8 @@ fn zone_ready(zone: &Zone) -> bool {
             .is_some_and(|s| s.summary == "2/2")
 }
 
-/// `dig +short`: the answer section's rdata, exactly as dig prints it.
+/// `dig +short`: the answer section's rdata, exactly as dig prints it. The TXT checks run dig
+/// on purpose, to see the strings as a real client shows them.
 async fn dig_short(server: SocketAddr, name: &str, kind: &str) -> anyhow::Result<Vec<String>> {
     let output = tokio::process::Command::new("dig")
         .arg(format!("@{}", server.ip()))
@@ -314,11 +317,12 @@ impl Fleet {
     }
 
     /// What every pod answers, by pod.
-    async fn dig_all(&self, name: &str, kind: &str) -> anyhow::Result<Vec<(String, DigAnswer)>> {
+    async fn ask_all(&self, name: &str, kind: &str) -> anyhow::Result<Vec<(String, Answer)>> {
+        let record_type: RecordType = kind.parse()?;
         let mut answers = Vec::new();
         for pod in PODS {
             let address = self.pod_address(pod).await?;
-            answers.push((pod.to_owned(), dig(address, name, kind).await?));
+            answers.push((pod.to_owned(), dns::ask(address, name, record_type).await?));
         }
         Ok(answers)
     }
@@ -327,11 +331,12 @@ impl Fleet {
     /// (in any order).
     async fn served_now(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()> {
         let expected: BTreeSet<&str> = expected.iter().copied().collect();
-        for (pod, answer) in self.dig_all(name, kind).await? {
-            let got: BTreeSet<&str> = answer.answers.iter().map(String::as_str).collect();
+        for (pod, answer) in self.ask_all(name, kind).await? {
+            let rdata = answer.rdata();
+            let got: BTreeSet<&str> = rdata.iter().map(String::as_str).collect();
             ensure!(
-                answer.status == "NOERROR"
-                    && answer.flags.iter().any(|f| f == "aa")
+                answer.rcode() == ResponseCode::NoError
+                    && answer.authoritative()
                     && got == expected,
                 "{pod} answers {name} {kind} with {answer:?}, not {expected:?}"
             );
@@ -365,12 +370,9 @@ impl Fleet {
     /// The SOA serial every pod serves for `apex` (they must agree).
     async fn served_serial(&self, apex: &str) -> anyhow::Result<u32> {
         let mut serials = BTreeSet::new();
-        for (pod, answer) in self.dig_all(apex, "SOA").await? {
+        for (pod, answer) in self.ask_all(apex, "SOA").await? {
             let serial = answer
-                .answers
-                .first()
-                .and_then(|soa| soa.split_whitespace().nth(2))
-                .and_then(|s| s.parse::<u32>().ok())
+                .soa_serial()
                 .with_context(|| format!("{pod}'s SOA for {apex}: {answer:?}"))?;
             serials.insert(serial);
         }
@@ -782,10 +784,10 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
                 .await;
             let zone = zones_b.get("intruder").await?;
             let served: Vec<Vec<String>> = fleet
-                .dig_all(&www, "A")
+                .ask_all(&www, "A")
                 .await?
                 .into_iter()
-                .map(|(_, answer)| answer.answers)
+                .map(|(_, answer)| answer.rdata())
                 .collect();
             ensure!(
                 refused.is_ok(),
@@ -852,10 +854,10 @@ async fn a_child_zone_in_another_namespace_needs_a_delegation() {
             .wait_served("mx1.acme.test", "A", &["198.51.100.1"])
             .await?;
         // From the child zone: its own SOA at the apex.
-        for (pod, answer) in fleet.dig_all("mx1.acme.test", "SOA").await? {
+        for (pod, answer) in fleet.ask_all("mx1.acme.test", "SOA").await? {
             ensure!(
                 answer
-                    .answers
+                    .rdata()
                     .first()
                     .is_some_and(|soa| soa.starts_with("ns1.mx1.acme.test.")),
                 "{pod}'s SOA for mx1.acme.test: {answer:?}"
@@ -981,9 +983,9 @@ async fn an_invalid_caa_is_refused_and_the_zone_goes_on() {
         fleet
             .wait_served("acme.test", "CAA", &["0 issue \"letsencrypt.org\""])
             .await?;
-        for (pod, answer) in fleet.dig_all("bad.acme.test", "CAA").await? {
+        for (pod, answer) in fleet.ask_all("bad.acme.test", "CAA").await? {
             ensure!(
-                answer.answers.is_empty(),
+                answer.rdata().is_empty(),
                 "{pod} serves the invalid CAA: {answer:?}"
             );
         }
@@ -1034,15 +1036,15 @@ async fn unquoted_txt_is_one_string_and_ambiguous_names_are_refused() {
             let strings = txt_strings(&lines[0])?;
             ensure!(strings == [spf.as_bytes()], "{pod} answers {lines:?}");
         }
-        for (pod, answer) in fleet.dig_all("api.acme.test.acme.test.", "A").await? {
+        for (pod, answer) in fleet.ask_all("api.acme.test.acme.test.", "A").await? {
             ensure!(
-                answer.status == "NXDOMAIN" && answer.answers.is_empty(),
+                answer.rcode() == ResponseCode::NXDomain && answer.rdata().is_empty(),
                 "{pod} answers api.acme.test.acme.test. with {answer:?}"
             );
         }
-        for (pod, answer) in fleet.dig_all("api.acme.test.", "A").await? {
+        for (pod, answer) in fleet.ask_all("api.acme.test.", "A").await? {
             ensure!(
-                answer.answers.is_empty(),
+                answer.rdata().is_empty(),
                 "{pod} answers api.acme.test. with {answer:?}"
             );
         }
@@ -1084,12 +1086,14 @@ async fn ready_means_served_by_every_pod() {
                 zone_condition(&zone, "Ready")
             );
             wait_until("dns-a to serve the change", TIMEOUT, || async {
-                let answer = dig(live_address, "www.acme.test", "A").await?;
-                Ok((answer.answers == ["192.0.2.99"]).then_some(()))
+                let answer = dns::ask(live_address, "www.acme.test", RecordType::A).await?;
+                Ok((answer.rdata() == ["192.0.2.99"]).then_some(()))
             })
             .await?;
             ensure!(
-                dig(frozen_address, "www.acme.test", "A").await.is_err(),
+                dns::ask(frozen_address, "www.acme.test", RecordType::A)
+                    .await
+                    .is_err(),
                 "the frozen dns-b answered"
             );
             let (ok, output) = fleet.kubectl_wait("zone/acme", "Ready", "5s")?;

@@ -5,10 +5,11 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, ensure};
+use hickory_proto::rr::RecordType;
 use serde_json::json;
 use zonefleet_api::{RecordSpec, ZoneSpec};
 use zonefleet_e2e::{
-    dig::dig,
+    dns,
     dns_pod::DnsPodProcess,
     harness::{ClusterEnv, wait_until},
     nats::NatsServer,
@@ -96,7 +97,9 @@ async fn wait_for_serial(pod: &DnsPodProcess, serial: u32) -> anyhow::Result<u64
 }
 
 async fn txt(pod: &DnsPodProcess) -> anyhow::Result<Vec<String>> {
-    Ok(dig(pod.dns, "changing.big.example", "TXT").await?.answers)
+    Ok(dns::ask(pod.dns, "changing.big.example", RecordType::TXT)
+        .await?
+        .rdata())
 }
 
 #[tokio::test]
@@ -149,8 +152,8 @@ async fn big_zones_small_deltas_bad_messages_resync_and_a_corrupt_local_snapshot
         let mut pod = DnsPodProcess::start(&args, &pod_env, &dir.join("dns-pod.log"))?;
         let records = wait_for_serial(&pod, 1).await?;
         ensure!(records > 200_000, "the pod serves {records} records");
-        let answer = dig(pod.dns, "host99999.big.example", "A").await?;
-        ensure!(answer.answers.len() == 2, "{answer:?}");
+        let answer = dns::ask(pod.dns, "host99999.big.example", RecordType::A).await?;
+        ensure!(answer.rdata().len() == 2, "{answer:?}");
         ensure!(txt(&pod).await? == ["\"one\""]);
 
         // A one-record change travels as a small delta, not as the zone.

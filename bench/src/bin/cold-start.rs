@@ -47,8 +47,8 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use hickory_proto::{
-    op::{Message, MessageType, OpCode, Query, ResponseCode},
-    rr::{DNSClass, Name, RData, RecordType},
+    op::{Message, ResponseCode},
+    rr::{Name, RData, RecordType},
 };
 use serde::Serialize;
 use serde_json::json;
@@ -59,6 +59,7 @@ use tokio::{
 };
 use zonefleet_api::{RecordSpec, ZoneSpec};
 use zonefleet_e2e::{
+    dns,
     harness::terminate,
     operator::{repo_dir, target_dir},
 };
@@ -634,11 +635,7 @@ impl Pod {
             }
             // Even ids ask for the SOA, odd ones for the last name.
             for (qname, qtype) in [(&apex, RecordType::SOA), (want.name, RecordType::A)] {
-                let mut message = Message::new(id, MessageType::Query, OpCode::Query);
-                message.metadata.recursion_desired = false;
-                let mut query = Query::query(qname.clone(), qtype);
-                query.set_query_class(DNSClass::IN);
-                message.add_query(query);
+                let message = dns::query(id, &qname.to_ascii(), qtype)?;
                 // Before the pod binds, the port refuses: that is only "not yet".
                 let _ = socket.send(&message.to_vec()?).await;
                 id = id.wrapping_add(1);

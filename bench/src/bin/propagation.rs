@@ -44,6 +44,10 @@ use std::{
 use anyhow::{Context, anyhow, ensure};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
+use hickory_proto::{
+    op::ResponseCode,
+    rr::{RData, RecordType},
+};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 use kube::{
     Api, Client,
@@ -53,7 +57,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
-    dig::dig,
+    dns::{self, Attempts, Transport},
     dns_fleet::{self, ADMIN_PORT, DNS_PORT},
     harness::{ClusterEnv, TestNamespace, wait_until},
     http,
@@ -364,8 +368,11 @@ async fn run(
             &format!("{} to serve {DOMAIN}", target.name),
             SETUP_TIMEOUT,
             || async {
-                let answer = dig(target.dns, DOMAIN, "SOA").await?;
-                Ok((answer.status == "NOERROR" && !answer.answers.is_empty()).then_some(()))
+                let answer = dns::ask(target.dns, DOMAIN, RecordType::SOA).await?;
+                Ok(
+                    (answer.rcode() == ResponseCode::NoError && !answer.rdata().is_empty())
+                        .then_some(()),
+                )
             },
         )
         .await?;
@@ -720,25 +727,15 @@ async fn first_served(
 
 /// One A query over UDP from this process (no recursion wanted, 500 ms to answer); the
 /// addresses in the answer section.
-async fn ask_a(dns: SocketAddr, name: &str) -> anyhow::Result<Vec<String>> {
-    use hickory_proto::{
-        op::{Message, MessageType, OpCode, Query},
-        rr::{Name, RData, RecordType},
+async fn ask_a(server: SocketAddr, name: &str) -> anyhow::Result<Vec<String>> {
+    let once = Attempts {
+        transport: Transport::Udp,
+        timeout: Duration::from_millis(500),
+        attempts: 1,
     };
-    let mut message = Message::new(rand_id(), MessageType::Query, OpCode::Query);
-    message.add_query(Query::query(Name::from_ascii(name)?, RecordType::A));
-    let socket = tokio::net::UdpSocket::bind(("0.0.0.0", 0)).await?;
-    socket.send_to(&message.to_vec()?, dns).await?;
-    let mut buffer = [0u8; 1232];
-    let len = tokio::time::timeout(Duration::from_millis(500), socket.recv(&mut buffer))
-        .await
-        .context("no answer within 500 ms")??;
-    let response = Message::from_vec(&buffer[..len])?;
-    anyhow::ensure!(
-        response.metadata.id == message.metadata.id,
-        "a stray answer"
-    );
-    Ok(response
+    let answer = dns::ask_with(server, name, RecordType::A, once).await?;
+    Ok(answer
+        .message
         .answers
         .iter()
         .filter_map(|record| match &record.data {
@@ -746,13 +743,6 @@ async fn ask_a(dns: SocketAddr, name: &str) -> anyhow::Result<Vec<String>> {
             _ => None,
         })
         .collect())
-}
-
-/// A query ID that differs from one query to the next.
-fn rand_id() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(1);
-    NEXT.fetch_add(7919, Ordering::Relaxed)
 }
 
 /// The operator's metrics (key `operator`) and every pod's (key: the pod's name).

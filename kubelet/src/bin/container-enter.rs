@@ -1,10 +1,10 @@
 //! Runs a command in a private mount namespace with volumes bound into it; used by the
-//! process kubelet to start containers (see `zonefleet_e2e::kubelet::mount_namespace`).
+//! process kubelet to start containers (see `zonefleet_process_kubelet::mount_namespace`).
 
 use std::ffi::OsString;
 
 use clap::Parser;
-use zonefleet_e2e::kubelet::mount_namespace::{Bind, enter_and_exec};
+use zonefleet_process_kubelet::mount_namespace::{Bind, enter_and_exec};
 
 /// Binds volumes into a private mount namespace, then executes the command.
 #[derive(Debug, Parser)]

@@ -12,10 +12,11 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 
 use super::{
-    launch::{LaunchError, LaunchPlan, ProbePlan},
+    launch::{LaunchPlan, ProbePlan},
     network::Sandbox,
     probe::probe_once,
     process::{ContainerFiles, ContainerProcess},
+    resolve::LaunchError,
     status::{ContainerPhase, ContainerReport, Termination},
 };
 

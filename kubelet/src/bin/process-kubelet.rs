@@ -1,4 +1,4 @@
-//! The process kubelet; see `zonefleet_e2e::kubelet`.
+//! The process kubelet; see the `zonefleet_process_kubelet` library.
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
@@ -8,7 +8,9 @@ use kube::{
     Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
 };
-use zonefleet_e2e::kubelet::{self, KubeletConfig, image::ImageMap, network::PodNetwork};
+use zonefleet_process_kubelet::{
+    self as kubelet, KubeletConfig, image::ImageMap, network::PodNetwork,
+};
 
 /// Runs the Pods that carry a label as local processes, each in a network namespace of its own.
 #[derive(Debug, Parser)]

@@ -20,9 +20,10 @@ use tokio::{sync::watch, task::JoinHandle};
 use super::{
     KubeletContext,
     container::ContainerRunner,
-    launch::{self, SandboxFacts, SourceKind, ValueSources},
+    launch::{self, ValueSources},
     network::Sandbox,
     process::{container_files, pod_dir, pod_volumes_dir},
+    resolve::{LaunchError, SandboxFacts, SourceKind},
     status::{ConditionClock, ContainerPhase, ContainerReport, pod_status},
     volume::{self, TokenSpec, VolumeInputs},
 };
@@ -257,7 +258,7 @@ async fn prepare_volumes(
     facts: &SandboxFacts,
     objects: FetchedObjects,
     token_specs: std::collections::BTreeSet<TokenSpec>,
-) -> Result<(), launch::LaunchError> {
+) -> Result<(), LaunchError> {
     let namespace = pod.namespace().unwrap_or_default();
     let mut inputs = VolumeInputs {
         objects,
@@ -280,9 +281,8 @@ async fn prepare_volumes(
     let owner = launch::run_as(pod, first).map(|(uid, gid)| (uid, fs_group.unwrap_or(gid)));
     let volumes_dir = pod_volumes_dir(&ctx.state_dir, &namespace, &pod.name_any());
     for (name, content) in &rendered {
-        volume::materialise(&volumes_dir.join(name), content, owner).map_err(|e| {
-            launch::LaunchError::Config(format!("cannot write volume {name:?}: {e}"))
-        })?;
+        volume::materialise(&volumes_dir.join(name), content, owner)
+            .map_err(|e| LaunchError::Config(format!("cannot write volume {name:?}: {e}")))?;
     }
     Ok(())
 }
@@ -294,7 +294,7 @@ async fn request_token(
     ctx: &KubeletContext,
     pod: &Pod,
     spec: &TokenSpec,
-) -> Result<String, launch::LaunchError> {
+) -> Result<String, LaunchError> {
     let namespace = pod.namespace().unwrap_or_default();
     let account = pod
         .spec
@@ -324,7 +324,7 @@ async fn request_token(
         {
             Ok(response) => {
                 return response.status.and_then(|s| s.token).ok_or_else(|| {
-                    launch::LaunchError::Config("the TokenRequest returned no token".into())
+                    LaunchError::Config("the TokenRequest returned no token".into())
                 });
             }
             // The node authorizer learns of a freshly bound Pod a moment later.
@@ -332,7 +332,7 @@ async fn request_token(
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => {
-                return Err(launch::LaunchError::Config(format!(
+                return Err(LaunchError::Config(format!(
                     "cannot mint a token for ServiceAccount {namespace}/{account}: {e}"
                 )));
             }
@@ -347,7 +347,7 @@ async fn fetch_objects(
     ctx: &KubeletContext,
     namespace: &str,
     refs: std::collections::BTreeSet<(SourceKind, String)>,
-) -> Result<FetchedObjects, launch::LaunchError> {
+) -> Result<FetchedObjects, LaunchError> {
     let mut objects = FetchedObjects::new();
     for (kind, name) in refs {
         let mut attempt = 0;
@@ -387,7 +387,7 @@ async fn fetch_objects(
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Err(e) => {
-                    return Err(launch::LaunchError::Config(format!(
+                    return Err(LaunchError::Config(format!(
                         "cannot read {kind:?} {name:?}: {e}"
                     )));
                 }

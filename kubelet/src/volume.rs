@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{
     Container, DownwardAPIVolumeFile, KeyToPath, Pod, ServiceAccountTokenProjection, Volume,
 };
 
-use super::launch::{LaunchError, SandboxFacts, SourceKind, field_value};
+use super::resolve::{LaunchError, SandboxFacts, SourceKind, field_value};
 
 /// A file inside a volume.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,8 +8,13 @@
 //! It acts under two identities, as the real components do: the node's
 //! (`system:node:<name>`, confined by Node authorization and NodeRestriction) for the node,
 //! its Lease and its Pods, and the scheduler's (`system:kube-scheduler`) for bindings.
+//!
+//! The binaries: `process-kubelet` runs [`run`]; `container-enter` is the helper it starts
+//! each container with (see [`mount_namespace`]). [`http`] is its prober's HTTP client, which
+//! the end-to-end tests use too.
 
 pub mod container;
+pub mod http;
 pub mod image;
 pub mod ipam;
 pub mod launch;
@@ -19,6 +24,7 @@ pub mod node;
 pub mod pod;
 pub mod probe;
 pub mod process;
+pub mod resolve;
 pub mod status;
 pub mod volume;
 
