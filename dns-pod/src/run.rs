@@ -1,9 +1,6 @@
 //! Wiring: the zone store, the listeners, the admin endpoints, and the source of zones.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::Arc;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
@@ -13,7 +10,7 @@ use tracing::{error, info};
 use zonefleet_wire::Snapshot;
 
 use crate::{
-    admin::{self, AdminState},
+    admin::{self, AdminState, Readiness},
     authority::BuildError,
     config::{Config, LogFormat},
     local_snapshot::{self, LocalSnapshot},
@@ -53,8 +50,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "Zone versions served whose answers are still being precomputed (index lookups answer them meanwhile)",
         zones.precompute_pending().clone(),
     );
-    let ready = Arc::new(AtomicBool::new(false));
-    let draining = Arc::new(AtomicBool::new(false));
+    let readiness = Readiness::new(admin::WAITING);
     let refusals = Arc::new(RefusalBook::new());
 
     let listeners = DnsListeners::bind(config.listen, config.udp_workers)
@@ -64,8 +60,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.admin_address,
         AdminState {
             registry: Arc::new(registry),
-            ready: Arc::clone(&ready),
-            draining: Arc::clone(&draining),
+            readiness: readiness.clone(),
             zones: Arc::clone(&zones),
             refusals: Arc::clone(&refusals),
         },
@@ -77,10 +72,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let follower = match &config.zones_dir {
         Some(dir) => {
             serve_zone_files(dir, &zones, &sync_metrics)?;
-            ready.store(true, Ordering::SeqCst);
+            readiness.set_ready();
             None
         }
-        None => Some(start_follower(&config, &zones, &sync_metrics, &ready, refusals).await?),
+        None => Some(start_follower(&config, &zones, &sync_metrics, &readiness, refusals).await?),
     };
     let follow = async move {
         match follower {
@@ -102,7 +97,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         result = listeners.serve(handler, limits, dns_metrics) => result,
         result = admin => result.context("admin endpoint failed"),
         () = follow => Ok(()),
-        () = drain_on_signal(&draining, config.shutdown_delay()) => {
+        () = drain_on_signal(&readiness, config.shutdown_delay()) => {
             info!("shutting down");
             Ok(())
         }
@@ -157,7 +152,7 @@ async fn start_follower(
     config: &Config,
     zones: &Arc<ZoneStore>,
     metrics: &Arc<SyncMetrics>,
-    ready: &Arc<AtomicBool>,
+    readiness: &Readiness,
     refusals: Arc<RefusalBook>,
 ) -> anyhow::Result<Follower> {
     let layout = config.nats.layout()?;
@@ -168,7 +163,7 @@ async fn start_follower(
             if !served.is_empty() {
                 info!(zones = served.len(), took = ?started.elapsed(), "serving the local snapshot");
                 install_all(served, zones, metrics);
-                ready.store(true, Ordering::SeqCst);
+                readiness.set_ready();
             }
             Some(
                 LocalSnapshot::start(dir.clone()).with_context(|| {
@@ -195,7 +190,7 @@ async fn start_follower(
         zones: Arc::clone(zones),
         metrics: Arc::clone(metrics),
         local,
-        ready: Arc::clone(ready),
+        readiness: readiness.clone(),
         connected,
         key: config.nats.message_key()?,
         refusals,
@@ -204,10 +199,10 @@ async fn start_follower(
 
 /// Resolves `delay` after SIGTERM or SIGINT; meanwhile /readyz fails and queries are still
 /// answered (the listeners run until this resolves).
-async fn drain_on_signal(draining: &AtomicBool, delay: std::time::Duration) {
+async fn drain_on_signal(readiness: &Readiness, delay: std::time::Duration) {
     shutdown_signal().await;
     if !delay.is_zero() {
-        draining.store(true, Ordering::SeqCst);
+        readiness.drain();
         info!(
             seconds = delay.as_secs(),
             "signalled: still answering while leaving the Service"

@@ -5,12 +5,7 @@
 //! and `NATS_SERVER` may name another. Without it the test fails; it never passes unrun.
 
 use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    path::PathBuf,
-    process::Stdio,
-    sync::{Arc, atomic::AtomicBool},
-    time::Duration,
+    collections::HashMap, net::SocketAddr, path::PathBuf, process::Stdio, sync::Arc, time::Duration,
 };
 
 use async_nats::jetstream::{
@@ -30,7 +25,7 @@ use tokio::{
     sync::Notify,
 };
 use zonefleet_dns_pod::{
-    admin::{self, AdminState},
+    admin::{self, AdminState, Readiness},
     metrics::SyncMetrics,
     sync::{Follower, RefusalBook},
     zones::ZoneStore,
@@ -236,14 +231,13 @@ async fn an_undecodable_version_is_refused_and_later_versions_apply() {
     let metrics = Arc::new(SyncMetrics::register(&mut registry));
     let zones = Arc::new(ZoneStore::new());
     let refusals = Arc::new(RefusalBook::new());
-    let ready = Arc::new(AtomicBool::new(false));
+    let readiness = Readiness::new(admin::WAITING);
     let registry = Arc::new(registry);
     let (admin_address, admin) = admin::bind(
         ([127, 0, 0, 1], 0).into(),
         AdminState {
             registry: Arc::clone(&registry),
-            ready: Arc::clone(&ready),
-            draining: Arc::new(AtomicBool::new(false)),
+            readiness: readiness.clone(),
             zones: Arc::clone(&zones),
             refusals: Arc::clone(&refusals),
         },
@@ -261,7 +255,7 @@ async fn an_undecodable_version_is_refused_and_later_versions_apply() {
         zones: Arc::clone(&zones),
         metrics: Arc::clone(&metrics),
         local: None,
-        ready: Arc::clone(&ready),
+        readiness: readiness.clone(),
         connected: Arc::new(Notify::new()),
         key: None,
         refusals: Arc::clone(&refusals),

@@ -370,6 +370,40 @@ mod tests {
         assert_eq!(answer.message.queries[0].name().to_string(), "www.example.");
     }
 
+    #[test]
+    fn soa_and_caa_read_as_dig_prints_them() {
+        use hickory_proto::rr::rdata::{CAA, SOA};
+        let name = |n: &str| Name::from_ascii(n).unwrap();
+        let mut message = Message::response(1, OpCode::Query);
+        message.add_answer(Record::from_rdata(
+            name("mx1.acme.test."),
+            300,
+            RData::SOA(SOA::new(
+                name("ns1.mx1.acme.test."),
+                name("hostmaster.mx1.acme.test."),
+                2_024_010_101,
+                3600,
+                600,
+                1_209_600,
+                300,
+            )),
+        ));
+        message.add_answer(Record::from_rdata(
+            name("acme.test."),
+            300,
+            RData::CAA(CAA::new_issue(false, Some(name("letsencrypt.org")), vec![])),
+        ));
+        let answer = Answer { message };
+        assert_eq!(
+            answer.rdata(),
+            [
+                "ns1.mx1.acme.test. hostmaster.mx1.acme.test. 2024010101 3600 600 1209600 300",
+                "0 issue \"letsencrypt.org\""
+            ]
+        );
+        assert_eq!(answer.soa_serial(), Some(2_024_010_101));
+    }
+
     #[tokio::test]
     async fn counts_retries_and_reports_unanswered_queries() {
         let how = Attempts {

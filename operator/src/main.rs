@@ -1,9 +1,6 @@
 //! The operator binary: a thin entry point over the `zonefleet_operator` library.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -14,7 +11,7 @@ use zonefleet_operator::{
     leader::{self, LeaseSettings},
     metrics::Metrics,
     publish::{LogPublisher, NatsPublisher, NatsSettings, ZonePublisher},
-    server::{self, ServerState},
+    server::{self, Readiness},
 };
 
 #[tokio::main]
@@ -35,14 +32,12 @@ async fn main() -> anyhow::Result<()> {
         .context("connecting to the Kubernetes API")?;
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
-    let ready = Arc::new(AtomicBool::new(false));
-    let state = ServerState {
-        registry: Arc::new(registry),
-        ready: ready.clone(),
-    };
+    let readiness = Readiness::new(server::STARTING);
     let address = args.metrics_address;
+    let registry = Arc::new(registry);
+    let serving = readiness.clone();
     tokio::spawn(async move {
-        if let Err(e) = server::serve(address, state).await {
+        if let Err(e) = server::serve(address, registry, serving).await {
             tracing::error!(%address, error = %e, "the metrics server failed");
             std::process::exit(1);
         }
@@ -66,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(lease = %format!("{}/{}", settings.namespace, settings.name), %identity, "waiting to lead");
         (election.leading, Election::Lease(election.task))
     };
-    ready.store(true, Ordering::SeqCst);
+    readiness.set_ready();
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

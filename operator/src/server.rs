@@ -1,62 +1,22 @@
-//! `/metrics`, `/healthz` and `/readyz`.
+//! `/metrics`, `/healthz` and `/readyz`, as `zonefleet_admin` serves them; `/readyz` answers
+//! `503 starting` until the operator has started (as leader or standby).
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-};
+use std::{net::SocketAddr, sync::Arc};
 
-use axum::{
-    Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get,
-};
-use prometheus_client::{encoding::text::encode, registry::Registry};
+use prometheus_client::registry::Registry;
+pub use zonefleet_admin::Readiness;
 
-/// What the endpoints report.
-#[derive(Clone, Debug)]
-pub struct ServerState {
-    /// The metrics.
-    pub registry: Arc<Registry>,
-    /// Set once the operator has started (as leader or standby).
-    pub ready: Arc<AtomicBool>,
-}
+/// What `/readyz` says until the operator has started.
+pub const STARTING: &str = "starting";
 
 /// Serves until the process ends.
-pub async fn serve(address: SocketAddr, state: ServerState) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind(address).await?;
-    tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
-    axum::serve(listener, app).await
-}
-
-async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
-    let mut body = String::new();
-    match encode(&mut body, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        ),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            e.to_string(),
-        ),
-    }
-}
-
-async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-    }
+pub async fn serve(
+    address: SocketAddr,
+    registry: Arc<Registry>,
+    readiness: Readiness,
+) -> std::io::Result<()> {
+    let (bound, serving) =
+        zonefleet_admin::bind(address, zonefleet_admin::router(registry, readiness)).await?;
+    tracing::info!(address = %bound, "serving /metrics, /healthz and /readyz");
+    serving.await
 }

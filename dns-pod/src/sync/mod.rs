@@ -15,10 +15,7 @@ pub mod refusals;
 
 use std::{
     collections::HashSet,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -34,6 +31,7 @@ use futures::StreamExt;
 use hickory_proto::rr::Name;
 use tokio::{io::AsyncReadExt, sync::Notify};
 use tracing::{debug, info, warn};
+use zonefleet_admin::Readiness;
 use zonefleet_nats::{
     EventHeaders, Layout, META_DIGEST, META_SERIAL, MessageKey, RefusedVersion, ResyncReply,
     ResyncRequest, SIGNATURE,
@@ -64,8 +62,8 @@ pub struct Follower {
     pub metrics: Arc<SyncMetrics>,
     /// The local snapshot, if kept.
     pub local: Option<LocalSnapshot>,
-    /// Set after the first complete sync.
-    pub ready: Arc<AtomicBool>,
+    /// Set ready after the first complete sync.
+    pub readiness: Readiness,
     /// Notified on every (re)connection.
     pub connected: Arc<Notify>,
     /// If set, events and snapshots must carry a valid signature.
@@ -222,7 +220,7 @@ impl Follower {
             .await
             .map_err(nats)?;
         self.catch_up(&store).await?;
-        if !self.ready.swap(true, Ordering::SeqCst) {
+        if self.readiness.set_ready() {
             info!(zones = self.zones.load().len(), "initial sync complete");
         }
         loop {
