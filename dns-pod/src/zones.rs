@@ -49,13 +49,12 @@ impl ServedZone {
     /// Indexes an encoded snapshot, decoding its records one at a time (a large zone is
     /// never held as hickory `Record`s), and checks them against the digest it carries.
     pub fn from_encoded(bytes: &[u8]) -> Result<Self, LoadError> {
-        let mut reader =
-            SnapshotReader::new(bytes).map_err(|error| LoadError::Malformed(error.to_string()))?;
+        let mut reader = SnapshotReader::new(bytes).map_err(LoadError::Malformed)?;
         let origin = reader.origin.clone();
         let carried = std::mem::take(&mut reader.digest);
         let records = reader
             .by_ref()
-            .map(|record| record.map_err(|error| BuildError::Malformed(error.to_string())));
+            .map(|record| record.map_err(BuildError::Malformed));
         let index = ZoneIndex::build_from(&origin, records)?;
         if index.digest().as_slice() != carried.as_slice() {
             return Err(LoadError::Digest {
@@ -164,7 +163,7 @@ impl ServedZone {
 pub enum LoadError {
     /// It does not decode as a snapshot.
     #[error("malformed snapshot: {0}")]
-    Malformed(String),
+    Malformed(#[source] zonefleet_wire::WireError),
     /// Its records do not make a zone.
     #[error(transparent)]
     Index(#[from] BuildError),

@@ -24,7 +24,7 @@ use hickory_proto::{
 use zonefleet_wire::{DigestRecord, ZoneDigester};
 
 /// A zone that cannot be indexed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// There is no SOA at the apex.
     #[error("the zone {0} has no SOA record at its apex")]
@@ -41,7 +41,7 @@ pub enum BuildError {
     },
     /// A record does not decode.
     #[error("malformed record: {0}")]
-    Malformed(String),
+    Malformed(#[source] zonefleet_wire::WireError),
     /// The zone is larger than the index can address (4 GiB of names or data).
     #[error("the zone {0} is too large to index")]
     TooLarge(String),

@@ -42,6 +42,7 @@ pub use plan::{Plan, is_newer, plan};
 pub use refusals::{RefusalBook, Refusals};
 
 use crate::{
+    authority::BuildError,
     local_snapshot::LocalSnapshot,
     metrics::SyncMetrics,
     zones::{DeltaError, LoadError, ServedZone, ZoneStore},
@@ -97,16 +98,29 @@ pub fn on_connection_event(
 /// Why a zone could not be updated.
 #[derive(Debug, thiserror::Error)]
 enum SyncError {
+    /// A NATS operation failed.
     #[error("NATS: {0}")]
-    Nats(String),
+    Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A subscription NATS ended.
+    #[error("NATS: the {0} ended")]
+    Ended(&'static str),
+    /// The message does not decode as a zone version.
     #[error("malformed message: {0}")]
-    Malformed(String),
+    Malformed(#[source] zonefleet_wire::WireError),
+    /// A snapshot stored under one zone holds another.
+    #[error("malformed message: a snapshot of {stored} holds the zone {holds}")]
+    OtherZone { stored: Box<Name>, holds: Box<Name> },
     #[error("the message on {subject} is about the zone {zone}")]
     WrongSubject { subject: String, zone: String },
+    /// An encoded snapshot cannot be served.
+    #[error("{}", load_text(.0))]
+    Load(#[source] LoadError),
+    /// A delta's result does not make a zone.
     #[error("invalid zone: {0}")]
-    InvalidZone(String),
-    #[error("{0}")]
-    Digest(String),
+    InvalidZone(#[source] BuildError),
+    /// Building a version stopped (its task panicked or was cancelled).
+    #[error("invalid zone: {0}")]
+    Building(#[source] tokio::task::JoinError),
     #[error("unauthenticated: {0}")]
     Unauthenticated(zonefleet_nats::SignatureError),
     /// Any of the above, about a known version of a zone.
@@ -118,15 +132,28 @@ enum SyncError {
     },
 }
 
+/// How a snapshot that cannot be served is reported (as the metrics' reasons name it).
+fn load_text(error: &LoadError) -> String {
+    match error {
+        LoadError::Malformed(_) => format!("malformed message: {error}"),
+        LoadError::Digest { .. } => error.to_string(),
+        LoadError::Index(_) => format!("invalid zone: {error}"),
+    }
+}
+
 impl SyncError {
     /// The reason label of a rejected message.
     fn reason(&self) -> &'static str {
         match self {
-            Self::Nats(_) => "nats",
-            Self::Malformed(_) => "malformed",
+            Self::Nats(_) | Self::Ended(_) => "nats",
+            Self::Malformed(_) | Self::OtherZone { .. } | Self::Load(LoadError::Malformed(_)) => {
+                "malformed"
+            }
             Self::WrongSubject { .. } => "wrong_subject",
-            Self::InvalidZone(_) => "invalid_zone",
-            Self::Digest(_) => "digest",
+            Self::InvalidZone(_) | Self::Building(_) | Self::Load(LoadError::Index(_)) => {
+                "invalid_zone"
+            }
+            Self::Load(LoadError::Digest { .. }) => "digest",
             Self::Unauthenticated(_) => "unauthenticated",
             Self::Version { cause, .. } => cause.reason(),
         }
@@ -166,15 +193,22 @@ impl SyncError {
     /// publisher's: those say nothing about the version.)
     fn refuses_the_version(&self) -> bool {
         match self {
-            Self::Malformed(_) | Self::InvalidZone(_) | Self::Digest(_) => true,
-            Self::Nats(_) | Self::WrongSubject { .. } | Self::Unauthenticated(_) => false,
+            Self::Malformed(_)
+            | Self::OtherZone { .. }
+            | Self::Load(_)
+            | Self::InvalidZone(_)
+            | Self::Building(_) => true,
+            Self::Nats(_)
+            | Self::Ended(_)
+            | Self::WrongSubject { .. }
+            | Self::Unauthenticated(_) => false,
             Self::Version { cause, .. } => cause.refuses_the_version(),
         }
     }
 }
 
-fn nats<E: std::fmt::Display>(e: E) -> SyncError {
-    SyncError::Nats(e.to_string())
+fn nats<E: std::error::Error + Send + Sync + 'static>(e: E) -> SyncError {
+    SyncError::Nats(Box::new(e))
 }
 
 impl Follower {
@@ -228,11 +262,11 @@ impl Follower {
                 event = events.next() => match event {
                     Some(Ok(message)) => self.on_event(&store, &message.message).await,
                     Some(Err(e)) => return Err(nats(e)),
-                    None => return Err(SyncError::Nats("the event consumer ended".into())),
+                    None => return Err(SyncError::Ended("event consumer")),
                 },
                 request = resyncs.next() => match request {
                     Some(request) => self.on_resync(&store, request).await,
-                    None => return Err(SyncError::Nats("the re-sync subscription ended".into())),
+                    None => return Err(SyncError::Ended("re-sync subscription")),
                 },
                 () = self.connected.notified() => {
                     info!("reconnected: checking the snapshot store for missed versions");
@@ -351,18 +385,13 @@ impl Follower {
             (zone, bytes)
         })
         .await
-        .map_err(|e| SyncError::InvalidZone(e.to_string()))?;
-        let zone = zone.map_err(|error| match error {
-            LoadError::Malformed(why) => SyncError::Malformed(why),
-            LoadError::Digest { .. } => SyncError::Digest(error.to_string()),
-            LoadError::Index(error) => SyncError::InvalidZone(error.to_string()),
-        })?;
+        .map_err(SyncError::Building)?;
+        let zone = zone.map_err(SyncError::Load)?;
         if !zone.origin().eq_ignore_root(origin) {
-            return Err(SyncError::Malformed(format!(
-                "a snapshot of {} holds the zone {}",
-                origin,
-                zone.origin()
-            )));
+            return Err(SyncError::OtherZone {
+                stored: Box::new(origin.clone()),
+                holds: Box::new(zone.origin().clone()),
+            });
         }
         self.serve(zone, "snapshot", published_at, Some(bytes), started);
         Ok(())
@@ -477,7 +506,7 @@ impl Follower {
         let decoded = match zonefleet_wire::decode(&message.payload) {
             Ok(decoded) => decoded,
             Err(error) => {
-                let error = SyncError::Malformed(error.to_string());
+                let error = SyncError::Malformed(error);
                 // A version whose records do not decode: named by its header, if that reads
                 // and the message is on the zone's subject.
                 return Err(match zonefleet_wire::peek(&message.payload) {
@@ -534,7 +563,7 @@ impl Follower {
                     Ok::<_, DeltaError>((next, encoded))
                 })
                 .await
-                .map_err(|e| SyncError::InvalidZone(e.to_string()).about(&origin, serial))?;
+                .map_err(|e| SyncError::Building(e).about(&origin, serial))?;
                 match applied {
                     Ok((next, encoded)) => {
                         self.serve(next, "delta", published_at, encoded, started);
@@ -547,7 +576,7 @@ impl Follower {
                         self.fetch(store, &origin, published_at).await
                     }
                     Err(DeltaError::Index(error)) => {
-                        Err(SyncError::InvalidZone(error.to_string()).about(&origin, serial))
+                        Err(SyncError::InvalidZone(error).about(&origin, serial))
                     }
                 }
             }
