@@ -9,7 +9,7 @@
 //! which is how a precomputed answer is moved to another name (see
 //! [`super::relocatable`]).
 
-use std::hash::BuildHasher;
+use std::{cell::RefCell, hash::BuildHasher};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 pub use zonefleet_wire::name_len;
@@ -78,13 +78,60 @@ pub struct MessageWriter<'b> {
     out: &'b mut Vec<u8>,
     limit: usize,
     counts: [u16; 4],
+    names: Names,
+    pointers: Option<Vec<Pointer>>,
+}
+
+/// The names written so far, that later names may point to. Its buffers are kept per
+/// thread from one message to the next (see [`Names::take`]), so writing a message
+/// allocates nothing once a thread has written one of its size.
+#[derive(Debug, Default)]
+struct Names {
     /// The uncompressed bytes of every suffix that can be pointed to, back to back.
     suffixes: Vec<u8>,
-    targets: HashTable<u32>,
+    table: HashTable<u32>,
     /// The targets, in the order written (the table holds their positions here).
-    target_list: Vec<Target>,
+    list: Vec<Target>,
     hasher: DefaultHashBuilder,
-    pointers: Option<Vec<Pointer>>,
+}
+
+/// The most suffix bytes whose buffers are kept for the next message (a zone transfer's
+/// messages hold far more; theirs are freed).
+const KEEP_SUFFIX_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    /// A thread's spare name buffers.
+    static SPARE_NAMES: RefCell<Option<Names>> = const { RefCell::new(None) };
+}
+
+impl Names {
+    /// This thread's spare buffers, emptied, or new ones.
+    fn take() -> Self {
+        let spare = SPARE_NAMES
+            .try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut slot| slot.take()))
+            .ok()
+            .flatten();
+        let mut names = spare.unwrap_or_default();
+        names.suffixes.clear();
+        names.table.clear();
+        names.list.clear();
+        names
+    }
+}
+
+impl Drop for Names {
+    fn drop(&mut self) {
+        if self.suffixes.capacity() > KEEP_SUFFIX_BYTES {
+            return;
+        }
+        let _ = SPARE_NAMES.try_with(|slot| {
+            if let Ok(mut slot) = slot.try_borrow_mut()
+                && slot.is_none()
+            {
+                *slot = Some(std::mem::take(self));
+            }
+        });
+    }
 }
 
 impl<'b> MessageWriter<'b> {
@@ -97,10 +144,7 @@ impl<'b> MessageWriter<'b> {
             out,
             limit,
             counts: [0; 4],
-            suffixes: Vec::new(),
-            targets: HashTable::new(),
-            target_list: Vec::new(),
-            hasher: DefaultHashBuilder::default(),
+            names: Names::take(),
             pointers: None,
         }
     }
@@ -140,8 +184,8 @@ impl<'b> MessageWriter<'b> {
         Mark {
             len: self.out.len(),
             counts: self.counts,
-            suffixes_len: self.suffixes.len(),
-            targets_len: self.target_list.len(),
+            suffixes_len: self.names.suffixes.len(),
+            targets_len: self.names.list.len(),
             pointers_len: self.pointers.as_ref().map_or(0, Vec::len),
         }
     }
@@ -150,11 +194,11 @@ impl<'b> MessageWriter<'b> {
     pub fn rewind(&mut self, mark: Mark) {
         self.out.truncate(mark.len);
         self.counts = mark.counts;
-        self.suffixes.truncate(mark.suffixes_len);
-        if self.target_list.len() > mark.targets_len {
-            self.target_list.truncate(mark.targets_len);
+        self.names.suffixes.truncate(mark.suffixes_len);
+        if self.names.list.len() > mark.targets_len {
+            self.names.list.truncate(mark.targets_len);
             let kept = u32::try_from(mark.targets_len).unwrap_or(u32::MAX);
-            self.targets.retain(|&mut at| at < kept);
+            self.names.table.retain(|&mut at| at < kept);
         }
         if let Some(pointers) = &mut self.pointers {
             pointers.truncate(mark.pointers_len);
@@ -291,7 +335,7 @@ impl<'b> MessageWriter<'b> {
                 break;
             }
             let suffix = &name[at..];
-            if let Some(target) = self.find(suffix) {
+            if let Some(target) = self.names.find(suffix) {
                 let pointer = 0xC000 | target;
                 let pointer_at = self.out.len();
                 self.bytes(&pointer.to_be_bytes())?;
@@ -306,20 +350,22 @@ impl<'b> MessageWriter<'b> {
             let offset = self.out.len();
             let label = name.get(at..at + 1 + usize::from(len)).ok_or(Full)?;
             self.bytes(label)?;
-            self.remember(suffix, offset);
+            self.names.remember(suffix, offset);
             at += 1 + usize::from(len);
         }
         self.bytes(&[0])
     }
+}
 
+impl Names {
     fn find(&self, suffix: &[u8]) -> Option<u16> {
         let hash = self.hasher.hash_one(suffix);
-        self.targets
+        self.table
             .find(hash, |&at| {
-                let target = self.target_list[at as usize];
+                let target = self.list[at as usize];
                 target.hash == hash && self.suffix_bytes(target) == suffix
             })
-            .map(|&at| self.target_list[at as usize].offset)
+            .map(|&at| self.list[at as usize].offset)
     }
 
     fn suffix_bytes(&self, target: Target) -> &[u8] {
@@ -332,7 +378,7 @@ impl<'b> MessageWriter<'b> {
             u16::try_from(offset),
             u8::try_from(suffix.len()),
             u32::try_from(self.suffixes.len()),
-            u32::try_from(self.target_list.len()),
+            u32::try_from(self.list.len()),
         ) else {
             return;
         };
@@ -341,14 +387,14 @@ impl<'b> MessageWriter<'b> {
         }
         let hash = self.hasher.hash_one(suffix);
         self.suffixes.extend_from_slice(suffix);
-        self.target_list.push(Target {
+        self.list.push(Target {
             hash,
             bytes_at,
             len,
             offset,
         });
-        let list = &self.target_list;
-        self.targets
+        let list = &self.list;
+        self.table
             .insert_unique(hash, position, |&at| list[at as usize].hash);
     }
 }
