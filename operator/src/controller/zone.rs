@@ -167,7 +167,7 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
             fleet.as_fleet(),
             now,
         );
-        if !status::zone_status_unchanged(zone.status.as_ref(), &publishing) {
+        if !status::status_unchanged(zone.status.as_ref(), &publishing) {
             written = Some(write_zone_status(ctx, zone, &publishing, true).await?);
         }
     }
@@ -200,7 +200,7 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         fleet.as_fleet(),
         now,
     );
-    if !status::zone_status_unchanged(base.status.as_ref(), &zone_status) {
+    if !status::status_unchanged(base.status.as_ref(), &zone_status) {
         write_zone_status(
             ctx,
             base,
@@ -459,7 +459,7 @@ async fn domain_conflict(
         ctx.fleet_of(&key).as_fleet(),
         now,
     );
-    if !status::zone_status_unchanged(zone.status.as_ref(), &status) {
+    if !status::status_unchanged(zone.status.as_ref(), &status) {
         write_zone_status(ctx, zone, &status, false).await?;
     }
     if !has_ready_reason(zone, status::reasons::DOMAIN_CONFLICT) {
@@ -605,7 +605,7 @@ async fn write_record_statuses(
                 fleet,
                 now,
             );
-            (!status::record_status_unchanged(record.status.as_ref(), &desired))
+            (!status::status_unchanged(record.status.as_ref(), &desired))
                 .then(|| (record.clone(), verdict.clone(), desired))
         })
         .collect();
@@ -705,7 +705,7 @@ async fn cleanup(zone: &Zone, ctx: &Context) -> Result<Action> {
             &record.spec.values,
             now,
         );
-        if !status::record_status_unchanged(record.status.as_ref(), &desired) {
+        if !status::status_unchanged(record.status.as_ref(), &desired) {
             write_record_status(ctx, record, &desired).await?;
         }
     }
