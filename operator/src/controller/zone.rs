@@ -24,7 +24,7 @@ use serde_json::json;
 use zonefleet_api::{NamespaceSelection, Record, RecordStatus, Zone, ZoneStatus};
 
 use super::{
-    Context, FIELD_MANAGER, PublishedVersion, ZONE_FINALIZER, guarded, key_of,
+    Context, FIELD_MANAGER, Note, PublishedVersion, ZONE_FINALIZER, guarded, key_of,
     status::{self, Fleet, NextVersion, ZoneOutcome},
 };
 use crate::{
@@ -410,16 +410,12 @@ async fn publish(
     }
     tracing::info!(zone = %key, serial = decision.serial, previous = ?decision.previous,
         records = assembly.zone.record_count, %digest, "published zone version");
-    ctx.event_once(
-        zone,
-        EventType::Normal,
-        "Published",
-        format!(
-            "serial {} with {} records",
-            decision.serial, assembly.zone.record_count
-        ),
-    )
-    .await;
+    let note = format!(
+        "serial {} with {} records",
+        decision.serial, assembly.zone.record_count
+    );
+    ctx.event(zone, EventType::Normal, "Published", Note::News(note))
+        .await;
     Ok(())
 }
 
