@@ -340,7 +340,7 @@ where
                 invalid.error.clone(),
             )
             .await;
-            Err(Error::Malformed(invalid.error.clone()))
+            Err(Error::Malformed(Box::new(invalid.clone())))
         }
     };
     let outcome = result.as_ref().map_or_else(Error::category, |_| "success");
