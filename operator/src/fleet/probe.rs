@@ -204,25 +204,17 @@ async fn admin_get<T: serde::de::DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
-    use tokio::net::TcpListener;
+    use zonefleet_admin::testing::answer_once;
 
     use super::*;
 
     /// An admin port that answers one request with `status` and `body`.
     async fn admin_answering(status: &'static str, body: &'static str) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = vec![0; 4096];
-            let _ = stream.read(&mut request).await.unwrap();
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            stream.write_all(response.as_bytes()).await.unwrap();
-        });
-        address
+        answer_once(format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+        .await
     }
 
     #[tokio::test]
