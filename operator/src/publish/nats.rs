@@ -28,14 +28,13 @@ use async_nats::{
         stream,
     },
 };
-use futures::future::BoxFuture;
 use tokio::io::AsyncReadExt;
 use zonefleet_nats::{
     EventHeaders, Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, MessageKey, SIGNATURE,
 };
 use zonefleet_wire::{Delta, Marker, Message, Snapshot};
 
-use super::{PublishError, ZonePublisher, ZoneVersion};
+use super::{PublishError, Publishing, ZonePublisher, ZoneVersion};
 use crate::zone::ObjectKey;
 
 /// How the stream and bucket are created.
@@ -302,11 +301,11 @@ impl NatsPublisher {
 }
 
 impl ZonePublisher for NatsPublisher {
-    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> Publishing<'a> {
         Box::pin(self.publish_version(version))
     }
 
-    fn ensure<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn ensure<'a>(&'a self, version: &'a ZoneVersion) -> Publishing<'a> {
         Box::pin(async move {
             let name = self.layout.object_name(&version.content.origin.to_string());
             let digest = version.content.digest.to_vec();
@@ -341,10 +340,7 @@ impl ZonePublisher for NatsPublisher {
         })
     }
 
-    fn current<'a>(
-        &'a self,
-        domain: &'a str,
-    ) -> BoxFuture<'a, Result<Option<(u32, String)>, PublishError>> {
+    fn current<'a>(&'a self, domain: &'a str) -> Publishing<'a, Option<(u32, String)>> {
         Box::pin(async move {
             let name = self.layout.object_name(domain);
             match self.store.info(&name).await {
@@ -360,11 +356,7 @@ impl ZonePublisher for NatsPublisher {
         })
     }
 
-    fn retract<'a>(
-        &'a self,
-        zone: &'a ObjectKey,
-        domain: &'a str,
-    ) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn retract<'a>(&'a self, zone: &'a ObjectKey, domain: &'a str) -> Publishing<'a> {
         Box::pin(async move {
             let name = self.layout.object_name(domain);
             match self.store.delete(&name).await {
