@@ -26,6 +26,9 @@ use axum::{
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 /// The content type of `/metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -55,30 +55,14 @@ pub async fn request(
 
 #[cfg(test)]
 mod tests {
-    use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
-        net::TcpListener,
-    };
+    use zonefleet_admin::testing::answer_once;
 
     use super::*;
-
-    /// A server that answers one request with `raw`.
-    async fn answering(raw: &'static [u8]) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = vec![0; 4096];
-            let _ = stream.read(&mut request).await.unwrap();
-            stream.write_all(raw).await.unwrap();
-        });
-        address
-    }
 
     #[tokio::test]
     async fn reads_plain_chunked_and_redirect_responses() {
         let wait = Duration::from_secs(5);
-        let plain = answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let plain = answer_once(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
         assert_eq!(
             request("GET", plain, "/", wait).await.unwrap(),
             Response {
@@ -86,7 +70,7 @@ mod tests {
                 body: "ok".into()
             }
         );
-        let chunked = answering(
+        let chunked = answer_once(
             b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
         )
         .await;
@@ -98,13 +82,13 @@ mod tests {
             }
         );
         let redirect =
-            answering(b"HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n")
+            answer_once(b"HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n")
                 .await;
         assert_eq!(
             request("GET", redirect, "/", wait).await.unwrap().status,
             302
         );
-        let not_http = answering(b"SSH-2.0-OpenSSH\r\n\r\n").await;
+        let not_http = answer_once(b"SSH-2.0-OpenSSH\r\n\r\n").await;
         assert!(request("GET", not_http, "/", wait).await.is_err());
     }
 }

@@ -14,9 +14,10 @@ pub enum Error {
     /// The Zone's spec cannot be assembled.
     #[error("invalid Zone spec: {0}")]
     InvalidSpec(#[from] ZoneSpecError),
-    /// The object could not be read as a Zone or Record.
+    /// The object could not be read as a Zone or Record (kube keeps only the
+    /// deserializer's message).
     #[error("malformed object: {0}")]
-    Malformed(String),
+    Malformed(#[source] Box<kube::core::error_boundary::InvalidObject>),
     /// Publishing a zone version failed.
     #[error("publishing: {0}")]
     Publish(#[from] crate::publish::PublishError),

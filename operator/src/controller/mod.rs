@@ -39,6 +39,22 @@ pub const FIELD_MANAGER: &str = "zonefleet-operator";
 /// The finalizer that publishes a Zone's retraction before it goes.
 pub const ZONE_FINALIZER: &str = "dns.zonefleet.io/retract";
 
+/// An Event's note, and whether kube-runtime's recorder may fold the Event into an earlier
+/// one with the same reason (it counts repeats as a series and keeps the first note).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// May be folded into a series: what a plain `String` is.
+    Folded(String),
+    /// Never folded: for notes that carry news, such as the serial published.
+    News(String),
+}
+
+impl From<String> for Note {
+    fn from(note: String) -> Self {
+        Note::Folded(note)
+    }
+}
+
 /// What the reconcilers share.
 pub struct Context {
     /// The Kubernetes client.
@@ -183,21 +199,46 @@ impl Context {
         self.metrics.forget_zone(zone);
     }
 
-    /// Publishes an Event that is never folded into an earlier one with the same reason
-    /// (kube-runtime's recorder counts repeats as a series and keeps the first note): for
-    /// notes that carry news, such as the serial published.
-    pub async fn event_once<K: Resource<DynamicType = ()>>(
+    /// Publishes an Event about an object; failures are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
         kind: EventType,
         reason: &str,
-        note: String,
+        note: impl Into<Note>,
     ) {
         if self.ensure_leading().is_err() {
             return;
         }
         let reference = obj.object_ref(&());
+        let published = match note.into() {
+            Note::Folded(note) => {
+                let event = Event {
+                    type_: kind,
+                    reason: reason.into(),
+                    note: Some(note),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                };
+                self.recorder.publish(&event, &reference).await
+            }
+            Note::News(note) => self.publish_news(reference, kind, reason, note).await,
+        };
+        if let Err(e) = published {
+            tracing::warn!(error = %e, reason, "could not publish an event");
+        }
+    }
+
+    /// Creates an Event of its own, bypassing the recorder's series.
+    async fn publish_news(
+        &self,
+        reference: k8s_openapi::api::core::v1::ObjectReference,
+        kind: EventType,
+        reason: &str,
+        note: String,
+    ) -> kube::Result<()> {
         let now = k8s_openapi::jiff::Timestamp::now();
+        let namespace = reference.namespace.clone();
         let event = k8s_openapi::api::events::v1::Event {
             action: Some("Reconcile".into()),
             reason: Some(reason.into()),
@@ -205,7 +246,6 @@ impl Context {
             event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
                 now,
             )),
-            regarding: Some(reference.clone()),
             reporting_controller: Some(self.reporter.controller.clone()),
             reporting_instance: Some(
                 self.reporter
@@ -221,7 +261,7 @@ impl Context {
                 .into(),
             ),
             metadata: kube::api::ObjectMeta {
-                namespace: reference.namespace.clone(),
+                namespace: namespace.clone(),
                 // As kube-runtime's recorder names its Events.
                 name: Some(format!(
                     "{}.{:x}",
@@ -230,38 +270,14 @@ impl Context {
                 )),
                 ..Default::default()
             },
+            regarding: Some(reference),
             ..Default::default()
         };
         let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(
             self.client.clone(),
-            reference.namespace.as_deref().unwrap_or("default"),
+            namespace.as_deref().unwrap_or("default"),
         );
-        if let Err(e) = api.create(&Default::default(), &event).await {
-            tracing::warn!(error = %e, reason, "could not publish an event");
-        }
-    }
-
-    /// Publishes an Event about an object; failures are logged, never fatal.
-    pub async fn event<K: Resource<DynamicType = ()>>(
-        &self,
-        obj: &K,
-        kind: EventType,
-        reason: &str,
-        note: String,
-    ) {
-        if self.ensure_leading().is_err() {
-            return;
-        }
-        let event = Event {
-            type_: kind,
-            reason: reason.into(),
-            note: Some(note),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "could not publish an event");
-        }
+        api.create(&Default::default(), &event).await.map(drop)
     }
 
     /// Records a zone's Record verdict counts and refreshes the gauges.
@@ -324,7 +340,7 @@ where
                 invalid.error.clone(),
             )
             .await;
-            Err(Error::Malformed(invalid.error.clone()))
+            Err(Error::Malformed(Box::new(invalid.clone())))
         }
     };
     let outcome = result.as_ref().map_or_else(Error::category, |_| "success");

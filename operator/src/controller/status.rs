@@ -30,24 +30,44 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// A condition that is true.
-    pub fn yes(kind: &'static str, reason: &str, message: impl Into<String>) -> Self {
+    fn new(
+        kind: &'static str,
+        status: &'static str,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
-            status: "True",
+            status,
             reason: reason.into(),
             message: message.into(),
         }
     }
 
+    /// A condition that is true.
+    pub fn yes(kind: &'static str, reason: &str, message: impl Into<String>) -> Self {
+        Self::new(kind, "True", reason, message)
+    }
+
     /// A condition that is false.
     pub fn no(kind: &'static str, reason: &str, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            status: "False",
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Self::new(kind, "False", reason, message)
+    }
+
+    /// A condition whose status is not known.
+    pub fn unknown(kind: &'static str, reason: &str, message: impl Into<String>) -> Self {
+        Self::new(kind, "Unknown", reason, message)
+    }
+
+    /// True if the status is `True`.
+    fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+
+    /// The condition `kind` with this one's reason and message, true or not as `status` says.
+    fn restated(&self, kind: &'static str, status: bool) -> Self {
+        let status = if status { "True" } else { "False" };
+        Self::new(kind, status, &self.reason, self.message.clone())
     }
 }
 
@@ -71,6 +91,19 @@ pub fn condition(
         observed_generation: generation,
         last_transition_time: transition,
     }
+}
+
+/// The full conditions for `desired`, in its order (see [`condition`]).
+fn conditions(
+    existing: &[Condition],
+    desired: impl IntoIterator<Item = Desired>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    desired
+        .into_iter()
+        .map(|desired| condition(existing, desired, generation, now))
+        .collect()
 }
 
 /// The serial of the zone's current content, and whether it is new.
@@ -120,21 +153,35 @@ pub fn decide_version(
     }
 }
 
-/// True if `current` already says what `desired` says (conditions of other types that
-/// `current` may still carry are not looked at).
-pub fn zone_status_unchanged(current: Option<&ZoneStatus>, desired: &ZoneStatus) -> bool {
-    current.is_some_and(|current| {
-        let mut own = current.clone();
-        own.conditions = same_types(&current.conditions, &desired.conditions);
-        own == *desired
-    })
+/// A status that carries conditions: a Zone's or a Record's.
+pub trait WithConditions: Clone + PartialEq {
+    /// Its conditions.
+    fn conditions(&self) -> &[Condition];
+    /// Its conditions, to replace.
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
 }
 
-/// True if `current` already says what `desired` says.
-pub fn record_status_unchanged(current: Option<&RecordStatus>, desired: &RecordStatus) -> bool {
+macro_rules! with_conditions {
+    ($($status:ty),*) => {$(
+        impl WithConditions for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+        }
+    )*};
+}
+
+with_conditions!(ZoneStatus, RecordStatus);
+
+/// True if `current` already says what `desired` says (conditions of other types that
+/// `current` may still carry are not looked at).
+pub fn status_unchanged<S: WithConditions>(current: Option<&S>, desired: &S) -> bool {
     current.is_some_and(|current| {
         let mut own = current.clone();
-        own.conditions = same_types(&current.conditions, &desired.conditions);
+        *own.conditions_mut() = same_types(current.conditions(), desired.conditions());
         own == *desired
     })
 }
@@ -296,12 +343,11 @@ pub fn zone_status(
                 _ => fleet.serves(serial),
             };
             let synced = match &serving {
-                None => Desired {
-                    kind: kinds::SYNCED,
-                    status: "Unknown",
-                    reason: reasons::NOT_CHECKED.into(),
-                    message: "the fleet health checker is off".into(),
-                },
+                None => Desired::unknown(
+                    kinds::SYNCED,
+                    reasons::NOT_CHECKED,
+                    "the fleet health checker is off",
+                ),
                 Some(Ok(())) => Desired::yes(
                     kinds::SYNCED,
                     reasons::SERVED,
@@ -313,7 +359,7 @@ pub fn zone_status(
                 (Some(NextVersion::Failed(attempted, error)), _) => Desired::no(
                     kinds::READY,
                     reasons::PUBLISH_FAILED,
-                    format!("serial {attempted} could not be published: {error}"),
+                    publish_failed(attempted, error),
                 ),
                 (Some(NextVersion::Publishing(next)), _) => Desired::no(
                     kinds::READY,
@@ -347,8 +393,8 @@ pub fn zone_status(
         reasons::SERVERS_NOT_SYNCED,
     ];
     let stuck = [reasons::DOMAIN_CONFLICT, reasons::INVALID_SPEC];
-    let reconciling = if ready.status != "True" && transient.contains(&ready.reason.as_str()) {
-        Desired::yes(kinds::RECONCILING, &ready.reason, ready.message.clone())
+    let reconciling = if !ready.is_true() && transient.contains(&ready.reason.as_str()) {
+        ready.restated(kinds::RECONCILING, true)
     } else {
         Desired::no(
             kinds::RECONCILING,
@@ -357,14 +403,16 @@ pub fn zone_status(
         )
     };
     let stalled = if stuck.contains(&ready.reason.as_str()) {
-        Desired::yes(kinds::STALLED, &ready.reason, ready.message.clone())
+        ready.restated(kinds::STALLED, true)
     } else {
         Desired::no(kinds::STALLED, reasons::AS_EXPECTED, "not stalled")
     };
-    status.conditions = [ready, synced, degraded, reconciling, stalled]
-        .into_iter()
-        .map(|desired| condition(existing, desired, generation, now))
-        .collect();
+    status.conditions = conditions(
+        existing,
+        [ready, synced, degraded, reconciling, stalled],
+        generation,
+        now,
+    );
     status
 }
 
@@ -373,6 +421,10 @@ fn was_served(existing: &[Condition], kind: &str) -> bool {
     existing
         .iter()
         .any(|c| c.type_ == kind && c.status == "True" && c.reason == reasons::SERVED)
+}
+
+fn publish_failed(attempted: u32, error: &str) -> String {
+    format!("serial {attempted} could not be published: {error}")
 }
 
 fn served_message(fleet: Fleet<'_>, serial: u32) -> String {
@@ -404,7 +456,7 @@ fn degraded_of(assembly: &Assembly, failed: Option<(u32, &str)>, fleet: Fleet<'_
         Desired::yes(
             kinds::DEGRADED,
             reasons::PUBLISH_FAILED,
-            format!("serial {attempted} could not be published: {error}"),
+            publish_failed(attempted, error),
         )
     } else if !rejected.is_empty() {
         Desired::yes(
@@ -498,18 +550,15 @@ pub fn record_status(
             None,
         ),
     };
-    let ready = if accepted.status != "True" {
-        Desired::no(kinds::READY, &accepted.reason, accepted.message.clone())
-    } else if programmed.status != "True" {
-        Desired::no(kinds::READY, &programmed.reason, programmed.message.clone())
+    // Ready says why the Record is not accepted, else what Programmed says.
+    let cause = if accepted.is_true() {
+        &programmed
     } else {
-        Desired::yes(kinds::READY, &programmed.reason, programmed.message.clone())
+        &accepted
     };
+    let ready = cause.restated(kinds::READY, cause.is_true());
     RecordStatus {
-        conditions: [ready, accepted, programmed]
-            .into_iter()
-            .map(|desired| condition(existing, desired, generation, now))
-            .collect(),
+        conditions: conditions(existing, [ready, accepted, programmed], generation, now),
         zone_serial: serial,
         observed_generation: generation,
         values: Some(abbreviate(values)),
@@ -577,105 +626,61 @@ mod tests {
         }
     }
 
+    /// The decision for `digest`, under the increment policy.
+    fn decide(
+        status: Option<&ZoneStatus>,
+        known: &[PublishedVersion],
+        digest: &str,
+    ) -> VersionDecision {
+        decide_version(status, known, digest, SerialPolicy::Increment, t(0))
+    }
+
+    /// The decision to keep `serial`: nothing to publish.
+    fn kept(serial: u32) -> VersionDecision {
+        VersionDecision {
+            serial,
+            previous: Some(serial),
+            publish: false,
+        }
+    }
+
+    /// The decision to publish `serial`, after `previous`.
+    fn publishes(serial: u32, previous: Option<u32>) -> VersionDecision {
+        VersionDecision {
+            serial,
+            previous,
+            publish: true,
+        }
+    }
+
     #[test]
     fn unchanged_content_keeps_its_serial_and_publishes_nothing() {
-        let decision = decide_version(
-            Some(&status_with(7, "abc")),
-            &[],
-            "abc",
-            SerialPolicy::Increment,
-            t(0),
-        );
-        assert_eq!(
-            decision,
-            VersionDecision {
-                serial: 7,
-                previous: Some(7),
-                publish: false
-            }
-        );
+        assert_eq!(decide(Some(&status_with(7, "abc")), &[], "abc"), kept(7));
     }
 
     #[test]
     fn changed_content_takes_the_next_serial() {
-        let decision = decide_version(
-            Some(&status_with(7, "abc")),
-            &[],
-            "def",
-            SerialPolicy::Increment,
-            t(0),
-        );
         assert_eq!(
-            decision,
-            VersionDecision {
-                serial: 8,
-                previous: Some(7),
-                publish: true
-            }
+            decide(Some(&status_with(7, "abc")), &[], "def"),
+            publishes(8, Some(7))
         );
-        let first = decide_version(None, &[], "def", SerialPolicy::Increment, t(0));
-        assert_eq!(
-            first,
-            VersionDecision {
-                serial: 1,
-                previous: None,
-                publish: true
-            }
-        );
+        assert_eq!(decide(None, &[], "def"), publishes(1, None));
     }
 
     #[test]
     fn a_version_published_but_not_yet_in_the_cache_is_never_decided_again() {
         // The cache still shows serial 7 while this replica already published 8.
-        let known = PublishedVersion {
+        let known = [PublishedVersion {
             serial: 8,
             digest: "def".into(),
-        };
-        let same = decide_version(
-            Some(&status_with(7, "abc")),
-            std::slice::from_ref(&known),
-            "def",
-            SerialPolicy::Increment,
-            t(0),
-        );
-        assert_eq!(
-            same,
-            VersionDecision {
-                serial: 8,
-                previous: Some(8),
-                publish: false
-            }
-        );
-        let changed = decide_version(
-            Some(&status_with(7, "abc")),
-            std::slice::from_ref(&known),
-            "ghi",
-            SerialPolicy::Increment,
-            t(0),
-        );
-        assert_eq!(
-            changed,
-            VersionDecision {
-                serial: 9,
-                previous: Some(8),
-                publish: true
-            }
-        );
+        }];
+        let cached = status_with(7, "abc");
+        assert_eq!(decide(Some(&cached), &known, "def"), kept(8));
+        assert_eq!(decide(Some(&cached), &known, "ghi"), publishes(9, Some(8)));
         // Once the cache catches up (or another replica moved on), the status wins.
-        let newer = decide_version(
-            Some(&status_with(12, "xyz")),
-            std::slice::from_ref(&known),
-            "xyz",
-            SerialPolicy::Increment,
-            t(0),
-        );
         assert_eq!(
-            newer,
-            VersionDecision {
-                serial: 12,
-                previous: Some(12),
-                publish: false
-            }
+            decide(Some(&status_with(12, "xyz")), &known, "xyz"),
+            kept(12)
         );
     }
 
@@ -707,10 +712,6 @@ mod tests {
 
     #[test]
     fn zone_status_reports_rejections_as_degraded() {
-        let spec = serde_json::from_value(serde_json::json!({
-            "domain": "example.com", "nameServers": [{"name": "ns.example.net"}],
-        }))
-        .unwrap();
         let record = |name: &str, age: i64| crate::zone::RecordInput {
             key: ObjectKey {
                 namespace: "dns".into(),
@@ -723,7 +724,12 @@ mod tests {
             .unwrap(),
             namespace_labels: None,
         };
-        let assembly = assemble("dns", &spec, &[record("first", 1), record("second", 2)]).unwrap();
+        let assembly = assemble(
+            "dns",
+            &example_spec(),
+            &[record("first", 1), record("second", 2)],
+        )
+        .unwrap();
         let status = zone_status(
             None,
             Some(4),
@@ -737,64 +743,42 @@ mod tests {
         );
         assert_eq!(status.serial, Some(9));
         assert_eq!(status.observed_generation, Some(4));
-        let degraded = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == kinds::DEGRADED)
-            .unwrap();
         assert_eq!(
-            (degraded.status.as_str(), degraded.reason.as_str()),
+            find(&status.conditions, kinds::DEGRADED),
             ("True", "RecordsRejected")
         );
+        let degraded = get(&status.conditions, kinds::DEGRADED);
         assert!(
             degraded.message.contains("dns/second (Conflict)"),
             "{}",
             degraded.message
         );
-        let ready = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == kinds::READY)
-            .unwrap();
-        assert_eq!(ready.status, "True");
+        assert_eq!(get(&status.conditions, kinds::READY).status, "True");
     }
 
     #[test]
     fn a_record_keeps_the_serial_that_first_included_it() {
         let values = vec!["192.0.2.1".to_owned()];
-        let first = record_status(
-            None,
-            Some(1),
-            &Verdict::Accepted,
-            5,
-            &values,
-            Fleet::Off,
-            t(0),
-        );
+        let status = |current: Option<&RecordStatus>, generation, verdict, serial, at| {
+            record_status(
+                current,
+                Some(generation),
+                verdict,
+                serial,
+                &values,
+                Fleet::Off,
+                t(at),
+            )
+        };
+        let first = status(None, 1, &Verdict::Accepted, 5, 0);
         assert_eq!(first.zone_serial, Some(5));
-        let later = record_status(
-            Some(&first),
-            Some(1),
-            &Verdict::Accepted,
-            9,
-            &values,
-            Fleet::Off,
-            t(10),
-        );
+        let later = status(Some(&first), 1, &Verdict::Accepted, 9, 10);
         assert_eq!(
             later.zone_serial,
             Some(5),
             "other changes to the zone do not move it"
         );
-        let edited = record_status(
-            Some(&later),
-            Some(2),
-            &Verdict::Accepted,
-            10,
-            &values,
-            Fleet::Off,
-            t(20),
-        );
+        let edited = status(Some(&later), 2, &Verdict::Accepted, 10, 20);
         assert_eq!(
             edited.zone_serial,
             Some(10),
@@ -804,15 +788,7 @@ mod tests {
             reason: RejectReason::Conflict,
             message: "clash".into(),
         };
-        let lost = record_status(
-            Some(&edited),
-            Some(2),
-            &rejected,
-            11,
-            &values,
-            Fleet::Off,
-            t(30),
-        );
+        let lost = status(Some(&edited), 2, &rejected, 11, 30);
         assert_eq!(lost.zone_serial, None);
         assert_eq!(lost.conditions[0].reason, "Conflict");
     }
@@ -843,16 +819,28 @@ mod tests {
         }
     }
 
-    fn example_assembly() -> Assembly {
-        let spec = serde_json::from_value(serde_json::json!({
+    /// A view in which both ready pods serve `serial`.
+    fn all_serve(serial: u32) -> FleetView {
+        view(serial, 2, 2, Some(serial))
+    }
+
+    fn example_spec() -> zonefleet_api::ZoneSpec {
+        serde_json::from_value(serde_json::json!({
             "domain": "example.com", "nameServers": [{"name": "ns.example.net"}],
         }))
-        .unwrap();
-        assemble("dns", &spec, &[]).unwrap()
+        .unwrap()
+    }
+
+    fn example_assembly() -> Assembly {
+        assemble("dns", &example_spec(), &[]).unwrap()
+    }
+
+    fn get<'a>(conditions: &'a [Condition], kind: &str) -> &'a Condition {
+        conditions.iter().find(|c| c.type_ == kind).unwrap()
     }
 
     fn find<'a>(conditions: &'a [Condition], kind: &str) -> (&'a str, &'a str) {
-        let c = conditions.iter().find(|c| c.type_ == kind).unwrap();
+        let c = get(conditions, kind);
         (c.status.as_str(), c.reason.as_str())
     }
 
@@ -864,11 +852,21 @@ mod tests {
         }
     }
 
+    /// The status after the first reconcile of generation 1.
+    fn first_status(outcome: ZoneOutcome<'_>, fleet: Fleet<'_>) -> ZoneStatus {
+        zone_status(None, Some(1), outcome, fleet, t(0))
+    }
+
+    /// The status once serial 3 is published and both pods serve it.
+    fn served(assembly: &Assembly) -> ZoneStatus {
+        first_status(published(assembly, 3), Fleet::Seen(&all_serve(3)))
+    }
+
     #[test]
     fn ready_means_every_ready_pod_serves_the_serial() {
         let assembly = example_assembly();
         let ready = |fleet: Fleet<'_>| {
-            let status = zone_status(None, Some(1), published(&assembly, 3), fleet, t(0));
+            let status = first_status(published(&assembly, 3), fleet);
             let (s, r) = find(&status.conditions, kinds::READY);
             (s.to_owned(), r.to_owned())
         };
@@ -884,7 +882,7 @@ mod tests {
             pair("False", reasons::PROGRESSING)
         );
         assert_eq!(
-            ready(Fleet::Seen(&view(3, 2, 2, Some(3)))),
+            ready(Fleet::Seen(&all_serve(3))),
             pair("True", reasons::SERVED)
         );
         assert_eq!(
@@ -899,12 +897,9 @@ mod tests {
             pair("False", reasons::SERVERS_NOT_SYNCED)
         );
         assert_eq!(ready(Fleet::Off), pair("True", reasons::PUBLISHED));
-        let status = zone_status(
-            None,
-            Some(1),
+        let status = first_status(
             published(&assembly, 3),
             Fleet::Seen(&view(3, 1, 2, Some(2))),
-            t(0),
         );
         assert_eq!(
             find(&status.conditions, kinds::RECONCILING),
@@ -919,13 +914,7 @@ mod tests {
     #[test]
     fn a_failed_publish_keeps_the_last_serial_and_says_why() {
         let assembly = example_assembly();
-        let before = zone_status(
-            None,
-            Some(1),
-            published(&assembly, 3),
-            Fleet::Seen(&view(3, 2, 2, Some(3))),
-            t(0),
-        );
+        let before = served(&assembly);
         let failed = zone_status(
             Some(&before),
             Some(2),
@@ -934,7 +923,7 @@ mod tests {
                 serial: 3,
                 next: Some(NextVersion::Failed(4, "NATS: timed out")),
             },
-            Fleet::Seen(&view(3, 2, 2, Some(3))),
+            Fleet::Seen(&all_serve(3)),
             t(5),
         );
         assert_eq!(failed.serial, Some(3));
@@ -943,11 +932,7 @@ mod tests {
             find(&failed.conditions, kinds::READY),
             ("False", reasons::PUBLISH_FAILED)
         );
-        let ready = failed
-            .conditions
-            .iter()
-            .find(|c| c.type_ == kinds::READY)
-            .unwrap();
+        let ready = get(&failed.conditions, kinds::READY);
         assert!(ready.message.contains("serial 4") && ready.message.contains("timed out"));
         assert!(
             failed
@@ -960,12 +945,9 @@ mod tests {
 
     #[test]
     fn a_domain_conflict_stalls_the_zone() {
-        let status = zone_status(
-            None,
-            Some(1),
+        let status = first_status(
             ZoneOutcome::DomainConflict("owned.test. belongs to Zone a/owner"),
             Fleet::Unseen,
-            t(0),
         );
         assert_eq!(status.serial, None);
         assert_eq!(
@@ -981,7 +963,7 @@ mod tests {
     #[test]
     fn conditions_of_other_writers_do_not_count_as_a_change() {
         let assembly = example_assembly();
-        let desired = zone_status(None, Some(1), published(&assembly, 3), Fleet::Off, t(0));
+        let desired = first_status(published(&assembly, 3), Fleet::Off);
         let mut current = desired.clone();
         current.conditions.push(condition(
             &[],
@@ -989,11 +971,11 @@ mod tests {
             Some(1),
             t(0),
         ));
-        assert!(zone_status_unchanged(Some(&current), &desired));
+        assert!(status_unchanged(Some(&current), &desired));
         let mut newer = desired.clone();
         newer.serial = Some(4);
-        assert!(!zone_status_unchanged(Some(&current), &newer));
-        assert!(!zone_status_unchanged(None, &desired));
+        assert!(!status_unchanged(Some(&current), &newer));
+        assert!(!status_unchanged(None, &desired));
     }
 
     #[test]
@@ -1001,13 +983,7 @@ mod tests {
         let assembly = example_assembly();
         let mut stuck = view(3, 1, 2, Some(2));
         stuck.problems = Some("pod dns-b still lags".into());
-        let status = zone_status(
-            None,
-            Some(1),
-            published(&assembly, 3),
-            Fleet::Seen(&stuck),
-            t(0),
-        );
+        let status = first_status(published(&assembly, 3), Fleet::Seen(&stuck));
         assert_eq!(
             find(&status.conditions, kinds::DEGRADED),
             ("True", reasons::SERVERS_NOT_SYNCED)
@@ -1029,7 +1005,7 @@ mod tests {
             find(&lagging.conditions, kinds::READY),
             ("False", reasons::NOT_SERVED)
         );
-        let served = status(Fleet::Seen(&view(8, 2, 2, Some(8))));
+        let served = status(Fleet::Seen(&all_serve(8)));
         assert_eq!(
             find(&served.conditions, kinds::PROGRAMMED),
             ("True", reasons::SERVED)
@@ -1054,7 +1030,7 @@ mod tests {
             &rejected,
             9,
             &values,
-            Fleet::Seen(&view(9, 2, 2, Some(9))),
+            Fleet::Seen(&all_serve(9)),
             t(1),
         );
         assert_eq!(
@@ -1088,13 +1064,7 @@ mod tests {
     #[test]
     fn a_new_leader_keeps_what_was_verified_until_its_checker_looks() {
         let assembly = example_assembly();
-        let served = zone_status(
-            None,
-            Some(1),
-            published(&assembly, 3),
-            Fleet::Seen(&view(3, 2, 2, Some(3))),
-            t(0),
-        );
+        let served = served(&assembly);
         let after_failover = zone_status(
             Some(&served),
             Some(1),
@@ -1124,13 +1094,7 @@ mod tests {
     #[test]
     fn a_version_being_published_is_not_ready_yet() {
         let assembly = example_assembly();
-        let served = zone_status(
-            None,
-            Some(1),
-            published(&assembly, 3),
-            Fleet::Seen(&view(3, 2, 2, Some(3))),
-            t(0),
-        );
+        let served = served(&assembly);
         let publishing = zone_status(
             Some(&served),
             Some(1),
@@ -1139,7 +1103,7 @@ mod tests {
                 serial: 3,
                 next: Some(NextVersion::Publishing(4)),
             },
-            Fleet::Seen(&view(3, 2, 2, Some(3))),
+            Fleet::Seen(&all_serve(3)),
             t(1),
         );
         assert_eq!(publishing.serial, Some(3));

@@ -24,7 +24,7 @@ use serde_json::json;
 use zonefleet_api::{NamespaceSelection, Record, RecordStatus, Zone, ZoneStatus};
 
 use super::{
-    Context, FIELD_MANAGER, PublishedVersion, ZONE_FINALIZER, guarded, key_of,
+    Context, FIELD_MANAGER, Note, PublishedVersion, ZONE_FINALIZER, guarded, key_of,
     status::{self, Fleet, NextVersion, ZoneOutcome},
 };
 use crate::{
@@ -167,7 +167,7 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
             fleet.as_fleet(),
             now,
         );
-        if !status::zone_status_unchanged(zone.status.as_ref(), &publishing) {
+        if !status::status_unchanged(zone.status.as_ref(), &publishing) {
             written = Some(write_zone_status(ctx, zone, &publishing, true).await?);
         }
     }
@@ -200,7 +200,7 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         fleet.as_fleet(),
         now,
     );
-    if !status::zone_status_unchanged(base.status.as_ref(), &zone_status) {
+    if !status::status_unchanged(base.status.as_ref(), &zone_status) {
         write_zone_status(
             ctx,
             base,
@@ -410,16 +410,12 @@ async fn publish(
     }
     tracing::info!(zone = %key, serial = decision.serial, previous = ?decision.previous,
         records = assembly.zone.record_count, %digest, "published zone version");
-    ctx.event_once(
-        zone,
-        EventType::Normal,
-        "Published",
-        format!(
-            "serial {} with {} records",
-            decision.serial, assembly.zone.record_count
-        ),
-    )
-    .await;
+    let note = format!(
+        "serial {} with {} records",
+        decision.serial, assembly.zone.record_count
+    );
+    ctx.event(zone, EventType::Normal, "Published", Note::News(note))
+        .await;
     Ok(())
 }
 
@@ -459,7 +455,7 @@ async fn domain_conflict(
         ctx.fleet_of(&key).as_fleet(),
         now,
     );
-    if !status::zone_status_unchanged(zone.status.as_ref(), &status) {
+    if !status::status_unchanged(zone.status.as_ref(), &status) {
         write_zone_status(ctx, zone, &status, false).await?;
     }
     if !has_ready_reason(zone, status::reasons::DOMAIN_CONFLICT) {
@@ -605,7 +601,7 @@ async fn write_record_statuses(
                 fleet,
                 now,
             );
-            (!status::record_status_unchanged(record.status.as_ref(), &desired))
+            (!status::status_unchanged(record.status.as_ref(), &desired))
                 .then(|| (record.clone(), verdict.clone(), desired))
         })
         .collect();
@@ -705,7 +701,7 @@ async fn cleanup(zone: &Zone, ctx: &Context) -> Result<Action> {
             &record.spec.values,
             now,
         );
-        if !status::record_status_unchanged(record.status.as_ref(), &desired) {
+        if !status::status_unchanged(record.status.as_ref(), &desired) {
             write_record_status(ctx, record, &desired).await?;
         }
     }

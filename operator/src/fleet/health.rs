@@ -28,7 +28,9 @@ pub enum Observed {
     },
     /// It answers REFUSED: it does not serve the zone.
     Missing,
-    /// No usable answer.
+    /// No usable answer: the text of the probe's error. The checker counts the typed
+    /// [`ProbeError`](super::probe::ProbeError) by kind before it gets here; from here on it
+    /// is data that verdicts clone, compare and put in the Zone's status.
     Unreachable(String),
 }
 

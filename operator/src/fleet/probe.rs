@@ -5,8 +5,10 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use hickory_proto::{
+    ProtoError,
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RData, RecordType},
+    serialize::binary::DecodeError,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -26,9 +28,21 @@ pub enum ProbeError {
     /// An answer that is not a usable SOA answer.
     #[error("bad answer: {0}")]
     BadAnswer(String),
+    /// An answer that is not a DNS message.
+    #[error("bad answer: {0}")]
+    Decode(#[from] DecodeError),
+    /// The query could not be encoded (counted and shown with the bad answers).
+    #[error("bad answer: {0}")]
+    Encode(#[source] ProtoError),
     /// An admin endpoint failed (the message starts with its path, e.g. `/zones: `).
-    #[error("{0}")]
-    Admin(String),
+    #[error("{path}: {source}")]
+    Admin {
+        /// The endpoint's path.
+        path: &'static str,
+        /// What failed.
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 impl ProbeError {
@@ -37,8 +51,8 @@ impl ProbeError {
         match self {
             Self::Timeout => "timeout",
             Self::Io(_) => "network",
-            Self::BadAnswer(_) => "bad_answer",
-            Self::Admin(_) => "admin",
+            Self::BadAnswer(_) | Self::Decode(_) | Self::Encode(_) => "bad_answer",
+            Self::Admin { .. } => "admin",
         }
     }
 }
@@ -58,9 +72,7 @@ pub async fn soa(server: SocketAddr, zone: &Name, wait: Duration) -> Result<SoaA
     let id: u16 = rand_id();
     let mut query = Message::new(id, MessageType::Query, OpCode::Query);
     query.add_query(Query::query(zone.clone(), RecordType::SOA));
-    let bytes = query
-        .to_vec()
-        .map_err(|e| ProbeError::BadAnswer(e.to_string()))?;
+    let bytes = query.to_vec().map_err(ProbeError::Encode)?;
     // A datagram can be lost: one more try over UDP, then TCP, all within `wait`.
     let slice = wait / 3;
     let response = match udp_exchange(server, &bytes, slice).await {
@@ -103,7 +115,7 @@ fn rand_id() -> u16 {
 }
 
 fn parse(bytes: &[u8], id: u16) -> Result<Message, ProbeError> {
-    let message = Message::from_vec(bytes).map_err(|e| ProbeError::BadAnswer(e.to_string()))?;
+    let message = Message::from_vec(bytes)?;
     if message.metadata.id != id || message.metadata.message_type != MessageType::Response {
         return Err(ProbeError::BadAnswer(
             "not the response to the query".into(),
@@ -174,10 +186,10 @@ pub async fn served_versions(
 async fn admin_get<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     admin: SocketAddr,
-    path: &str,
+    path: &'static str,
     wait: Duration,
 ) -> Result<T, ProbeError> {
-    let failed = |e: reqwest::Error| ProbeError::Admin(format!("{path}: {e}"));
+    let failed = |source| ProbeError::Admin { path, source };
     http.get(format!("http://{admin}{path}"))
         .timeout(wait)
         .send()
@@ -192,25 +204,17 @@ async fn admin_get<T: serde::de::DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
-    use tokio::net::TcpListener;
+    use zonefleet_admin::testing::answer_once;
 
     use super::*;
 
     /// An admin port that answers one request with `status` and `body`.
     async fn admin_answering(status: &'static str, body: &'static str) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = vec![0; 4096];
-            let _ = stream.read(&mut request).await.unwrap();
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            stream.write_all(response.as_bytes()).await.unwrap();
-        });
-        address
+        answer_once(format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+        .await
     }
 
     #[tokio::test]

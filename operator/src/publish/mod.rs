@@ -52,32 +52,29 @@ impl PublishError {
     }
 }
 
+/// What a [`ZonePublisher`] returns: a boxed future of the result (a trait object cannot
+/// have `async fn`s).
+pub type Publishing<'a, T = ()> = BoxFuture<'a, Result<T, PublishError>>;
+
 /// Publishes zone versions and retractions. Both must be idempotent: a reconcile may repeat.
 pub trait ZonePublisher: Send + Sync {
     /// Publishes a new version of a zone.
-    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>>;
+    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> Publishing<'a>;
     /// Makes sure the distribution holds `version`, which an earlier run published (NATS
     /// may have lost it since, or this process may not have published it). Publishes it
     /// again if it is missing or different; cheap when it is there.
-    fn ensure<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn ensure<'a>(&'a self, version: &'a ZoneVersion) -> Publishing<'a> {
         let _ = version;
         Box::pin(async { Ok(()) })
     }
     /// The version the distribution holds for `domain` (serial and digest in hex), if any:
     /// a Zone taking over a domain continues from it, so the serial never goes backwards.
-    fn current<'a>(
-        &'a self,
-        domain: &'a str,
-    ) -> BoxFuture<'a, Result<Option<(u32, String)>, PublishError>> {
+    fn current<'a>(&'a self, domain: &'a str) -> Publishing<'a, Option<(u32, String)>> {
         let _ = domain;
         Box::pin(async { Ok(None) })
     }
     /// Publishes that a zone is gone.
-    fn retract<'a>(
-        &'a self,
-        zone: &'a ObjectKey,
-        domain: &'a str,
-    ) -> BoxFuture<'a, Result<(), PublishError>>;
+    fn retract<'a>(&'a self, zone: &'a ObjectKey, domain: &'a str) -> Publishing<'a>;
 }
 
 /// Logs each version and retraction: the stand-in when no distribution is configured.
@@ -85,7 +82,7 @@ pub trait ZonePublisher: Send + Sync {
 pub struct LogPublisher;
 
 impl ZonePublisher for LogPublisher {
-    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> Publishing<'a> {
         Box::pin(async move {
             tracing::info!(
                 zone = %version.zone, domain = %version.content.origin, serial = version.serial,
@@ -95,11 +92,7 @@ impl ZonePublisher for LogPublisher {
         })
     }
 
-    fn retract<'a>(
-        &'a self,
-        zone: &'a ObjectKey,
-        domain: &'a str,
-    ) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn retract<'a>(&'a self, zone: &'a ObjectKey, domain: &'a str) -> Publishing<'a> {
         Box::pin(async move {
             tracing::info!(%zone, domain, "zone retracted (no distribution configured)");
             Ok(())

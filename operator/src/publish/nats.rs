@@ -16,7 +16,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
@@ -28,14 +28,13 @@ use async_nats::{
         stream,
     },
 };
-use futures::future::BoxFuture;
 use tokio::io::AsyncReadExt;
 use zonefleet_nats::{
     EventHeaders, Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, MessageKey, SIGNATURE,
 };
 use zonefleet_wire::{Delta, Marker, Message, Snapshot};
 
-use super::{PublishError, ZonePublisher, ZoneVersion};
+use super::{PublishError, Publishing, ZonePublisher, ZoneVersion};
 use crate::zone::ObjectKey;
 
 /// How the stream and bucket are created.
@@ -93,7 +92,19 @@ fn failed<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
     move |e| PublishError::new(format!("NATS: {what}"), e)
 }
 
+/// The data behind `mutex`, also when a panic poisoned it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl NatsPublisher {
+    /// Forgets what this publisher believed about a zone's object: the base of its next
+    /// delta, and the version it knew to be in the store.
+    fn forget(&self, name: &str) {
+        lock(&self.last).remove(name);
+        lock(&self.confirmed).remove(name);
+    }
+
     /// Creates the stream and the bucket if they are missing, and returns a publisher.
     pub async fn open(
         client: async_nats::Client,
@@ -203,12 +214,7 @@ impl NatsPublisher {
         if let Some(key) = &self.settings.key {
             headers.insert(SIGNATURE, key.sign(&subject, &payload).as_str());
         }
-        let expected = self
-            .sequences
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&subject)
-            .copied();
+        let expected = lock(&self.sequences).get(&subject).copied();
         if let Some(sequence) = expected {
             headers.insert(
                 "Nats-Expected-Last-Subject-Sequence",
@@ -223,10 +229,7 @@ impl NatsPublisher {
             Ok(ack) => ack.await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        let mut sequences = self
-            .sequences
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut sequences = lock(&self.sequences);
         match acked {
             Ok(ack) => {
                 sequences.insert(subject, ack.sequence);
@@ -238,15 +241,7 @@ impl NatsPublisher {
                 // from fresh state.
                 sequences.remove(&subject);
                 drop(sequences);
-                let name = self.layout.object_name(origin);
-                self.last
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&name);
-                self.confirmed
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&name);
+                self.forget(&self.layout.object_name(origin));
                 Err(failed("publishing the event")(e))
             }
         }
@@ -286,12 +281,7 @@ impl NatsPublisher {
         let origin = version.content.origin.to_string();
         let name = self.layout.object_name(&origin);
         let snapshot = Arc::new(version.content.snapshot(version.serial));
-        let cached = self
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&name)
-            .cloned();
+        let cached = lock(&self.last).get(&name).cloned();
         let previous = match (version.previous_serial, cached) {
             (Some(serial), Some(cached)) if cached.serial == serial => Some(cached),
             (Some(serial), _) => self.stored(&name, serial).await.map(Arc::new),
@@ -304,31 +294,22 @@ impl NatsPublisher {
         let id = format!("{name}@{}", version.serial);
         self.publish_event(&origin, Some(id), event, published_at)
             .await?;
-        self.confirmed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.clone(), (snapshot.serial, snapshot.digest.clone()));
-        self.last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name, snapshot);
+        lock(&self.confirmed).insert(name.clone(), (snapshot.serial, snapshot.digest.clone()));
+        lock(&self.last).insert(name, snapshot);
         Ok(())
     }
 }
 
 impl ZonePublisher for NatsPublisher {
-    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(&'a self, version: &'a ZoneVersion) -> Publishing<'a> {
         Box::pin(self.publish_version(version))
     }
 
-    fn ensure<'a>(&'a self, version: &'a ZoneVersion) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn ensure<'a>(&'a self, version: &'a ZoneVersion) -> Publishing<'a> {
         Box::pin(async move {
             let name = self.layout.object_name(&version.content.origin.to_string());
             let digest = version.content.digest.to_vec();
-            let known = self
-                .confirmed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
+            let known = lock(&self.confirmed)
                 .get(&name)
                 .is_some_and(|(serial, d)| *serial == version.serial && *d == digest);
             if known {
@@ -346,10 +327,7 @@ impl ZonePublisher for NatsPublisher {
                 Err(e) => return Err(failed("reading the snapshot bucket")(e)),
             };
             if stored {
-                self.confirmed
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(name, (version.serial, digest));
+                lock(&self.confirmed).insert(name, (version.serial, digest));
                 return Ok(());
             }
             tracing::warn!(zone = %version.zone, serial = version.serial,
@@ -362,10 +340,7 @@ impl ZonePublisher for NatsPublisher {
         })
     }
 
-    fn current<'a>(
-        &'a self,
-        domain: &'a str,
-    ) -> BoxFuture<'a, Result<Option<(u32, String)>, PublishError>> {
+    fn current<'a>(&'a self, domain: &'a str) -> Publishing<'a, Option<(u32, String)>> {
         Box::pin(async move {
             let name = self.layout.object_name(domain);
             match self.store.info(&name).await {
@@ -381,11 +356,7 @@ impl ZonePublisher for NatsPublisher {
         })
     }
 
-    fn retract<'a>(
-        &'a self,
-        zone: &'a ObjectKey,
-        domain: &'a str,
-    ) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn retract<'a>(&'a self, zone: &'a ObjectKey, domain: &'a str) -> Publishing<'a> {
         Box::pin(async move {
             let name = self.layout.object_name(domain);
             match self.store.delete(&name).await {
@@ -405,14 +376,7 @@ impl ZonePublisher for NatsPublisher {
             // No message ID: a zone deleted, re-created and deleted again is retracted again.
             self.publish_event(&name, None, marker, zonefleet_nats::unix_millis())
                 .await?;
-            self.last
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&name);
-            self.confirmed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&name);
+            self.forget(&name);
             Ok(())
         })
     }
