@@ -2,33 +2,18 @@
 //! namespaces), record values that round-trip to the pods or are refused with a reason,
 //! `Ready` and `Programmed` that mean served, and Events and metrics that say what happened.
 //!
-//! Each test owns a small fleet: a NATS server, an operator, and two dns-pods behind a
-//! Service. Every check of served data asks every pod (with the tests' DNS client; the TXT
-//! checks with `dig`, to see the strings as a real client shows them). The operators watch every
-//! namespace, so the tests of this file run one at a time.
+//! Each test owns a small fleet (the fixture `zonefleet_e2e::dns_fleet::Fleet`): a NATS
+//! server, an operator, and two dns-pods behind a Service. Every check of served data asks
+//! every pod (with the tests' DNS client; the TXT checks with `dig`, to see the strings as a
+//! real client shows them). The operators watch every namespace, so the tests of this file
+//! run one at a time.
 
-use std::{
-    collections::BTreeSet,
-    future::Future,
-    net::{IpAddr, SocketAddr},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeSet, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail, ensure};
 use hickory_proto::{op::ResponseCode, rr::RecordType};
-use k8s_openapi::{
-    api::{
-        core::v1::{Namespace, Pod, Service},
-        events::v1::Event,
-    },
-    apimachinery::pkg::apis::meta::v1::Condition,
-    jiff::Timestamp,
-};
-use kube::{
-    Api,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
-};
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp};
+use kube::Api;
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -38,11 +23,9 @@ use tokio::{sync::Mutex, time::Instant};
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
     dns::{self, Answer},
-    dns_fleet::{self, DNS_PORT},
-    harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
-    nats::NatsServer,
-    operator::{OperatorProcess, apply, install_crds},
-    tools::kubectl,
+    dns_fleet::{self, Fleet, FleetSpec},
+    harness::{events_about, wait_for_object, wait_until},
+    operator::apply,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -179,144 +162,59 @@ fn txt_strings(line: &str) -> anyhow::Result<Vec<Vec<u8>>> {
     }
 }
 
-/// A test's fleet: its NATS server, operator, two dns-pods behind the Service `dns`, and
-/// any other namespaces it created.
-struct Fleet {
-    ns: TestNamespace,
-    nats: NatsServer,
-    prefix: String,
-    operator: Option<OperatorProcess>,
-    pods: Api<Pod>,
-    others: std::sync::Mutex<Vec<String>>,
+const FLEET: FleetSpec = FleetSpec {
+    pods: &PODS,
+    operator: "integrity",
+    timeout: TIMEOUT,
+};
+
+/// Runs `test` on a fleet of its own (see [`FleetSpec`]: two dns-pods, one operator), one
+/// test at a time.
+async fn with_fleet<F, Fut>(prefix: &str, test: F)
+where
+    F: FnOnce(Arc<Fleet>) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    dns_fleet::with_fleet(&ONE_AT_A_TIME, prefix, FLEET, test).await;
 }
 
-impl Fleet {
-    fn operator_env(&self) -> Vec<(String, String)> {
-        let mut env = self.nats.client_env(&self.prefix);
-        env.push(("ZONEFLEET_DNS_SERVICE".into(), "dns".into()));
-        env.push(("ZONEFLEET_SWEEP_SECONDS".into(), "3".into()));
-        env.push(("ZONEFLEET_RESYNC_ATTEMPTS".into(), "3".into()));
-        env
-    }
-
-    async fn start(ns: TestNamespace) -> anyhow::Result<Self> {
-        install_crds(&ns.client).await?;
-        let nats = NatsServer::start(&ns.env, &ns.name).await?;
-        let prefix = format!("e2e-{}", ns.name);
-        let mut fleet = Self {
-            pods: Api::namespaced(ns.client.clone(), &ns.name),
-            ns,
-            nats,
-            prefix,
-            operator: None,
-            others: std::sync::Mutex::default(),
-        };
-        let services: Api<Service> = fleet.api();
-        services
-            .create(
-                &PostParams::default(),
-                &dns_fleet::dns_service("dns", "dns")?,
-            )
-            .await?;
-        fleet.operator = Some(OperatorProcess::start_with(
-            &fleet.ns.env,
-            &fleet.ns.name,
-            "integrity",
-            &fleet.operator_env(),
-        )?);
-        for pod in PODS {
-            fleet.add_pod(pod).await?;
-        }
-        for pod in PODS {
-            wait_for_object(&fleet.pods, pod, "Ready", TIMEOUT, |p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
-            .await?;
-        }
-        Ok(fleet)
-    }
-
-    async fn add_pod(&self, name: &str) -> anyhow::Result<()> {
-        let snapshot_dir = self
-            .ns
-            .env
-            .dir()?
-            .join("snapshots")
-            .join(&self.ns.name)
-            .join(name);
-        // A frozen pod must stay a ready endpoint for a while, so the checker sees it.
-        let pod = dns_fleet::dns_pod(
-            self.ns.env.var("ZONEFLEET_POD_LABEL")?,
-            name,
-            "dns",
-            &self.nats.client_env(&self.prefix),
-            &snapshot_dir,
-            60,
-        )?;
-        self.pods.create(&PostParams::default(), &pod).await?;
-        Ok(())
-    }
-
-    /// An API of the test's own namespace.
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-        <K as kube::Resource>::DynamicType: Default,
-    {
-        Api::namespaced(self.ns.client.clone(), &self.ns.name)
-    }
-
-    fn api_in<K>(&self, namespace: &str) -> Api<K>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-        <K as kube::Resource>::DynamicType: Default,
-    {
-        Api::namespaced(self.ns.client.clone(), namespace)
-    }
-
-    /// Creates another namespace, deleted (with its Zones) when the test ends.
-    async fn other_namespace(&self, prefix: &str) -> anyhow::Result<String> {
-        let namespaces: Api<Namespace> = Api::all(self.ns.client.clone());
-        let created = namespaces
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta {
-                        generate_name: Some(format!("e2e-integrity-{prefix}-")),
-                        labels: Some([("zonefleet.io/e2e".to_owned(), "true".to_owned())].into()),
-                        ..ObjectMeta::default()
-                    },
-                    ..Namespace::default()
-                },
-            )
-            .await?;
-        let name = created.metadata.name.context("a generated name")?;
-        self.others
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .push(name.clone());
-        Ok(name)
-    }
-
-    fn pid_of(&self, pod: &str) -> anyhow::Result<Pid> {
-        let pid = self.ns.container_pid(pod, "dns")?;
-        Ok(Pid::from_raw(i32::try_from(pid)?))
-    }
-
-    async fn pod_address(&self, pod: &str) -> anyhow::Result<SocketAddr> {
-        let pod = self.pods.get(pod).await?;
-        let ip: IpAddr = pod
-            .status
-            .and_then(|s| s.pod_ip)
-            .context("a pod address")?
-            .parse()?;
-        Ok(SocketAddr::new(ip, DNS_PORT))
-    }
-
+/// What the tests of this file ask of every pod of their fleet.
+trait Served {
     /// What every pod answers, by pod.
+    async fn ask_all(&self, name: &str, kind: &str) -> anyhow::Result<Vec<(String, Answer)>>;
+    /// Checks that every pod answers `name kind` authoritatively with exactly `expected`
+    /// (in any order).
+    async fn served_now(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()>;
+    /// Waits until every pod answers `name kind` with exactly `expected`.
+    async fn wait_served(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()>;
+    /// Checks for `period` that every pod keeps answering `name kind` with `expected`.
+    async fn keeps_serving(
+        &self,
+        name: &str,
+        kind: &str,
+        expected: &[&str],
+        period: Duration,
+    ) -> anyhow::Result<()>;
+    /// The SOA serial every pod serves for `apex` (they must agree).
+    async fn served_serial(&self, apex: &str) -> anyhow::Result<u32>;
+    /// A Zone `name` for `domain` in the test's namespace with one Record (named as its
+    /// owner) `owner A address`, once Ready and served by every pod.
+    async fn zone_with_a(
+        &self,
+        name: &str,
+        domain: &str,
+        owner: &str,
+        address: &str,
+    ) -> anyhow::Result<Zone>;
+    /// The Zone `acme` (`acme.test`) with `www A 192.0.2.10`, once Ready and served by
+    /// every pod.
+    async fn acme_with_www(&self) -> anyhow::Result<Zone> {
+        self.zone_with_a("acme", "acme.test", "www", "192.0.2.10")
+            .await
+    }
+}
+
+impl Served for Fleet {
     async fn ask_all(&self, name: &str, kind: &str) -> anyhow::Result<Vec<(String, Answer)>> {
         let record_type: RecordType = kind.parse()?;
         let mut answers = Vec::new();
@@ -327,8 +225,6 @@ impl Fleet {
         Ok(answers)
     }
 
-    /// Checks that every pod answers `name kind` authoritatively with exactly `expected`
-    /// (in any order).
     async fn served_now(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()> {
         let expected: BTreeSet<&str> = expected.iter().copied().collect();
         for (pod, answer) in self.ask_all(name, kind).await? {
@@ -344,7 +240,6 @@ impl Fleet {
         Ok(())
     }
 
-    /// Waits until every pod answers `name kind` with exactly `expected`.
     async fn wait_served(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()> {
         wait_until(
             &format!("every pod to answer {name} {kind} with {expected:?}"),
@@ -356,7 +251,6 @@ impl Fleet {
         self.served_now(name, kind, expected).await
     }
 
-    /// Checks for `period` that every pod keeps answering `name kind` with `expected`.
     async fn keeps_serving(
         &self,
         name: &str,
@@ -367,7 +261,6 @@ impl Fleet {
         holds(period, || self.served_now(name, kind, expected)).await
     }
 
-    /// The SOA serial every pod serves for `apex` (they must agree).
     async fn served_serial(&self, apex: &str) -> anyhow::Result<u32> {
         let mut serials = BTreeSet::new();
         for (pod, answer) in self.ask_all(apex, "SOA").await? {
@@ -383,25 +276,6 @@ impl Fleet {
         serials.pop_first().context("a serial")
     }
 
-    async fn wait_zone_in(
-        &self,
-        namespace: &str,
-        name: &str,
-        what: &str,
-        ok: impl Fn(&Zone) -> bool,
-    ) -> anyhow::Result<Zone> {
-        wait_for_object(&self.api_in::<Zone>(namespace), name, what, TIMEOUT, ok).await
-    }
-
-    /// The Zone `acme` (`acme.test`) with `www A 192.0.2.10`, once Ready and served by
-    /// every pod.
-    async fn acme_with_www(&self) -> anyhow::Result<Zone> {
-        self.zone_with_a("acme", "acme.test", "www", "192.0.2.10")
-            .await
-    }
-
-    /// A Zone `name` for `domain` in the test's namespace with one Record (named as its
-    /// owner) `owner A address`, once Ready and served by every pod.
     async fn zone_with_a(
         &self,
         name: &str,
@@ -409,11 +283,9 @@ impl Fleet {
         owner: &str,
         address: &str,
     ) -> anyhow::Result<Zone> {
-        let zones: Api<Zone> = self.api();
-        let records: Api<Record> = self.api();
-        apply(&zones, &zone_manifest(name, domain, json!({}))).await?;
+        apply(&self.zones, &zone_manifest(name, domain, json!({}))).await?;
         apply(
-            &records,
+            &self.records,
             &record_manifest(owner, name, owner, "A", &[address]),
         )
         .await?;
@@ -421,149 +293,6 @@ impl Fleet {
         self.wait_served(&format!("{owner}.{domain}"), "A", &[address])
             .await?;
         Ok(zone)
-    }
-
-    async fn wait_zone(
-        &self,
-        name: &str,
-        what: &str,
-        ok: impl Fn(&Zone) -> bool,
-    ) -> anyhow::Result<Zone> {
-        self.wait_zone_in(&self.ns.name, name, what, ok).await
-    }
-
-    async fn wait_record_in(
-        &self,
-        namespace: &str,
-        name: &str,
-        what: &str,
-        ok: impl Fn(&Record) -> bool,
-    ) -> anyhow::Result<Record> {
-        wait_for_object(&self.api_in::<Record>(namespace), name, what, TIMEOUT, ok).await
-    }
-
-    async fn wait_record(
-        &self,
-        name: &str,
-        what: &str,
-        ok: impl Fn(&Record) -> bool,
-    ) -> anyhow::Result<Record> {
-        self.wait_record_in(&self.ns.name, name, what, ok).await
-    }
-
-    /// Deletes a Zone and waits until it is gone (its finalizer removed).
-    async fn delete_zone_in(&self, namespace: &str, name: &str) -> anyhow::Result<()> {
-        let zones: Api<Zone> = self.api_in(namespace);
-        zones.delete(name, &DeleteParams::default()).await?;
-        wait_until(
-            &format!("Zone {namespace}/{name} to be gone"),
-            TIMEOUT,
-            || async { Ok(zones.get_opt(name).await?.is_none().then_some(())) },
-        )
-        .await
-    }
-
-    /// Events about a Zone of the test's namespace, as `reason: note`.
-    async fn zone_events(&self, zone: &str) -> anyhow::Result<Vec<String>> {
-        let events: Api<Event> = self.api();
-        Ok(events
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.regarding.as_ref().is_some_and(|r| {
-                    r.kind.as_deref() == Some("Zone") && r.name.as_deref() == Some(zone)
-                })
-            })
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.reason.unwrap_or_default(),
-                    e.note.unwrap_or_default()
-                )
-            })
-            .collect())
-    }
-
-    /// The operator's `/metrics`.
-    async fn metrics(&self) -> anyhow::Result<String> {
-        let address = self.operator.as_ref().context("the operator")?.metrics;
-        let response =
-            zonefleet_e2e::http::request("GET", address, "/metrics", Duration::from_secs(5))
-                .await?;
-        ensure!(response.status == 200, "GET /metrics: {}", response.status);
-        Ok(response.body)
-    }
-
-    /// `kubectl wait --for=condition=<condition> <object> --timeout=<timeout>` in the test's
-    /// namespace: whether it succeeded, and what it printed.
-    fn kubectl_wait(
-        &self,
-        object: &str,
-        condition: &str,
-        timeout: &str,
-    ) -> anyhow::Result<(bool, String)> {
-        let output = kubectl(&self.ns)?
-            .args(["wait", "-n", &self.ns.name, object])
-            .arg(format!("--for=condition={condition}"))
-            .arg(format!("--timeout={timeout}"))
-            .output()?;
-        Ok((
-            output.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        ))
-    }
-
-    /// Deletes the Zones of every namespace the test used while the operator still runs (so
-    /// their finalizers go), then the other namespaces, then stops what the test started.
-    async fn clean_up(mut self) -> anyhow::Result<()> {
-        let mut namespaces = vec![self.ns.name.clone()];
-        namespaces.extend(
-            self.others
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?
-                .clone(),
-        );
-        let mut outcome = Ok(());
-        for namespace in &namespaces {
-            let zones: Api<Zone> = self.api_in(namespace);
-            let deleted = async {
-                zones
-                    .delete_collection(&DeleteParams::default(), &ListParams::default())
-                    .await?;
-                wait_until(
-                    &format!("the Zones of {namespace} to be gone"),
-                    TIMEOUT,
-                    || async {
-                        Ok(zones
-                            .list(&ListParams::default())
-                            .await?
-                            .items
-                            .is_empty()
-                            .then_some(()))
-                    },
-                )
-                .await
-            }
-            .await;
-            outcome = outcome.and(deleted);
-        }
-        let all: Api<Namespace> = Api::all(self.ns.client.clone());
-        for namespace in &namespaces[1..] {
-            if let Err(e) = all.delete(namespace, &DeleteParams::default()).await {
-                eprintln!("could not delete namespace {namespace}: {e}");
-            }
-        }
-        if let Some(mut operator) = self.operator.take() {
-            operator.terminate().await?;
-        }
-        self.nats.stop().await?;
-        outcome
     }
 }
 
@@ -583,37 +312,13 @@ where
     }
 }
 
-/// Runs `test` on a fleet of its own, one test at a time, and cleans up also when it fails.
-async fn with_fleet<F, Fut>(prefix: &str, test: F)
-where
-    F: FnOnce(Arc<Fleet>) -> Fut + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let started = Instant::now();
-    with_test_namespace(prefix, |ns| async move {
-        let fleet = Arc::new(Fleet::start(ns).await?);
-        let outcome = test(fleet.clone()).await;
-        if outcome.is_err() {
-            let log = fleet.operator.as_ref().map(|o| o.log.display().to_string());
-            eprintln!("the operator's log: {log:?}");
-        }
-        let fleet =
-            Arc::try_unwrap(fleet).map_err(|_| anyhow::anyhow!("the test kept its fleet"))?;
-        let cleanup = fleet.clean_up().await;
-        outcome.and(cleanup)
-    })
-    .await;
-    eprintln!("{prefix}: {:?}", started.elapsed());
-}
-
 /// 1. A second Zone for a domain cannot take it over, deleting it does not take the domain
 ///    down, and a rename (create the new Zone, delete the old) hands over within seconds.
 #[tokio::test]
 async fn takeover_and_lasting_outage_are_gone() {
     with_fleet("takeover", |fleet| async move {
         let a = fleet.ns.name.clone();
-        let b = fleet.other_namespace("b").await?;
+        let b = fleet.other_namespace("e2e-integrity-b-").await?;
         let zones_a: Api<Zone> = fleet.api();
         let records_a: Api<Record> = fleet.api();
         let zones_b: Api<Zone> = fleet.api_in(&b);
@@ -731,7 +436,7 @@ async fn takeover_and_lasting_outage_are_gone() {
 async fn a_zone_created_in_the_same_second_does_not_take_over() {
     with_fleet("tie", |fleet| async move {
         let a = fleet.ns.name.clone();
-        let b = fleet.other_namespace("b").await?;
+        let b = fleet.other_namespace("e2e-integrity-b-").await?;
         ensure!(
             b < a,
             "namespace {b} should sort before {a}, the tie-break that matters"
@@ -816,7 +521,7 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
 #[tokio::test]
 async fn a_child_zone_in_another_namespace_needs_a_delegation() {
     with_fleet("child", |fleet| async move {
-        let b = fleet.other_namespace("b").await?;
+        let b = fleet.other_namespace("e2e-integrity-b-").await?;
         let zones_a: Api<Zone> = fleet.api();
         let zones_b: Api<Zone> = fleet.api_in(&b);
         let records_b: Api<Record> = fleet.api_in(&b);
@@ -1293,7 +998,8 @@ async fn events_and_metrics_say_what_happened() {
             serials.push(serial_of(&zone).context("a serial")?);
         }
         let events = wait_until("a Published Event for each serial", TIMEOUT, || async {
-            let events = fleet.zone_events("acme").await?;
+            let events =
+                events_about(&fleet.ns.client, &fleet.ns.name, "Zone", Some("acme")).await?;
             let all = serials.iter().all(|serial| {
                 let prefix = format!("Published: serial {serial} with ");
                 events

@@ -60,7 +60,7 @@ use tokio::{
 use zonefleet_api::{RecordSpec, ZoneSpec};
 use zonefleet_e2e::{
     dns,
-    harness::terminate,
+    harness::{free_port, terminate},
     operator::{repo_dir, target_dir},
 };
 use zonefleet_nats::{Layout, MessageKey};
@@ -538,17 +538,6 @@ struct Wanted<'a> {
     address: Ipv4Addr,
     poll: Duration,
     timeout: Duration,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    // A port free for UDP and TCP at once.
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let port = udp.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
 }
 
 impl PodArgs<'_> {

@@ -24,6 +24,7 @@ use kube::{
 use serde_json::json;
 use tokio::time::Instant;
 use zonefleet_api::{Record, Zone};
+use zonefleet_bench::create;
 use zonefleet_e2e::{
     harness::ClusterEnv,
     http,
@@ -184,17 +185,6 @@ async fn create_objects(client: &Client, args: &Args) -> anyhow::Result<(usize, 
         .try_fold(0, |n, ()| async move { Ok(n + 1) })
         .await?;
     Ok((zone_count, record_count))
-}
-
-async fn create<K>(api: &Api<K>, object: &K) -> anyhow::Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), object).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 struct Progress {

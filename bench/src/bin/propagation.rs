@@ -56,6 +56,7 @@ use kube::{
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use zonefleet_api::{Record, Zone};
+use zonefleet_bench::create;
 use zonefleet_e2e::{
     dns::{self, Attempts, Transport},
     dns_fleet::{self, ADMIN_PORT, DNS_PORT},
@@ -493,17 +494,6 @@ async fn create_extra_zones(
         .try_collect::<Vec<()>>()
         .await?;
     Ok(())
-}
-
-async fn create<K>(api: &Api<K>, object: &K) -> anyhow::Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), object).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Waits until `total` Zones have a serial in their status.
