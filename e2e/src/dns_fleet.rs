@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::{
     Api,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+    api::{DeleteParams, ObjectMeta, PostParams},
 };
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ use zonefleet_api::{Record, Zone};
 use crate::{
     harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
     nats::NatsServer,
-    operator::{OperatorProcess, install_crds},
+    operator::{OperatorProcess, delete_zones, install_crds},
     tools::kubectl,
 };
 
@@ -381,26 +381,7 @@ impl Fleet {
         );
         let mut outcome = Ok(());
         for namespace in &namespaces {
-            let zones: Api<Zone> = self.api_in(namespace);
-            let deleted = async {
-                zones
-                    .delete_collection(&DeleteParams::default(), &ListParams::default())
-                    .await?;
-                wait_until(
-                    &format!("the Zones of {namespace} to be gone"),
-                    self.spec.timeout,
-                    || async {
-                        Ok(zones
-                            .list(&ListParams::default())
-                            .await?
-                            .items
-                            .is_empty()
-                            .then_some(()))
-                    },
-                )
-                .await
-            }
-            .await;
+            let deleted = delete_zones(&self.ns.client, namespace, self.spec.timeout).await;
             outcome = outcome.and(deleted);
         }
         let all: Api<Namespace> = Api::all(self.ns.client.clone());

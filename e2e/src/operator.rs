@@ -9,9 +9,10 @@ use anyhow::Context;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client,
-    api::{Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
 };
 use tokio::process::{Child, Command};
+use zonefleet_api::Zone;
 
 use crate::harness::{ClusterEnv, spawn_logged, wait_until};
 
@@ -88,6 +89,32 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<Vec<String>> {
         .await?;
     }
     Ok(names)
+}
+
+/// Deletes every Zone of `namespace` and waits (up to `timeout`) until the operator has let
+/// them go (their finalizers removed).
+pub async fn delete_zones(
+    client: &Client,
+    namespace: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let zones: Api<Zone> = Api::namespaced(client.clone(), namespace);
+    zones
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    wait_until(
+        &format!("the Zones of {namespace} to be gone"),
+        timeout,
+        || async {
+            Ok(zones
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        },
+    )
+    .await
 }
 
 /// An operator process, killed when dropped.

@@ -206,6 +206,9 @@ trait Served {
         owner: &str,
         address: &str,
     ) -> anyhow::Result<Zone>;
+    /// Sets `www A address` in the Zone `acme` (`acme.test`) and waits until every pod
+    /// serves it.
+    async fn serve_www(&self, address: &str) -> anyhow::Result<()>;
     /// The Zone `acme` (`acme.test`) with `www A 192.0.2.10`, once Ready and served by
     /// every pod.
     async fn acme_with_www(&self) -> anyhow::Result<Zone> {
@@ -215,6 +218,15 @@ trait Served {
 }
 
 impl Served for Fleet {
+    async fn serve_www(&self, address: &str) -> anyhow::Result<()> {
+        apply(
+            &self.records,
+            &record_manifest("www", "acme", "www", "A", &[address]),
+        )
+        .await?;
+        self.wait_served("www.acme.test", "A", &[address]).await
+    }
+
     async fn ask_all(&self, name: &str, kind: &str) -> anyhow::Result<Vec<(String, Answer)>> {
         let record_type: RecordType = kind.parse()?;
         let mut answers = Vec::new();
@@ -296,6 +308,28 @@ impl Served for Fleet {
     }
 }
 
+/// Another namespace (`e2e-integrity-b-…`, deleted with the fleet) and its Zone and Record
+/// APIs.
+async fn namespace_b(fleet: &Fleet) -> anyhow::Result<(String, Api<Zone>, Api<Record>)> {
+    let b = fleet.other_namespace("e2e-integrity-b-").await?;
+    Ok((b.clone(), fleet.api_in(&b), fleet.api_in(&b)))
+}
+
+/// Applies the Zone `intruder` for `domain`, with `www A 203.0.113.66`.
+async fn apply_intruder(
+    zones: &Api<Zone>,
+    records: &Api<Record>,
+    domain: &str,
+) -> anyhow::Result<()> {
+    apply(zones, &zone_manifest("intruder", domain, json!({}))).await?;
+    apply(
+        records,
+        &record_manifest("www", "intruder", "www", "A", &["203.0.113.66"]),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Checks `check` again and again for `period`; fails at the first failure.
 async fn holds<F, Fut>(period: Duration, mut check: F) -> anyhow::Result<()>
 where
@@ -318,11 +352,7 @@ where
 async fn takeover_and_lasting_outage_are_gone() {
     with_fleet("takeover", |fleet| async move {
         let a = fleet.ns.name.clone();
-        let b = fleet.other_namespace("e2e-integrity-b-").await?;
-        let zones_a: Api<Zone> = fleet.api();
-        let records_a: Api<Record> = fleet.api();
-        let zones_b: Api<Zone> = fleet.api_in(&b);
-        let records_b: Api<Record> = fleet.api_in(&b);
+        let (b, zones_b, records_b) = namespace_b(&fleet).await?;
 
         fleet
             .zone_with_a("owner", "owned.test", "www", "192.0.2.10")
@@ -331,21 +361,12 @@ async fn takeover_and_lasting_outage_are_gone() {
         // B's Zone for the same domain (other case), in a later second than A's (a
         // creationTimestamp has whole seconds; the same second is the next test's case):
         // refused, naming A's.
-        let created = created_second(&zones_a.get("owner").await?)?;
+        let created = created_second(&fleet.zones.get("owner").await?)?;
         wait_until("a second after owner's creation", TIMEOUT, || async {
             Ok((Timestamp::now().as_second() > created).then_some(()))
         })
         .await?;
-        apply(
-            &zones_b,
-            &zone_manifest("intruder", "OWNED.Test", json!({})),
-        )
-        .await?;
-        apply(
-            &records_b,
-            &record_manifest("www", "intruder", "www", "A", &["203.0.113.66"]),
-        )
-        .await?;
+        apply_intruder(&zones_b, &records_b, "OWNED.Test").await?;
         let owner_key = format!("{a}/owner");
         let refused = fleet
             .wait_zone_in(
@@ -381,7 +402,7 @@ async fn takeover_and_lasting_outage_are_gone() {
                 Duration::from_secs(5),
             )
             .await?;
-        let owner = zones_a.get("owner").await?;
+        let owner = fleet.zones.get("owner").await?;
         ensure!(
             zone_has(&owner, "Ready", "True", None),
             "owner after the intruder went: {:?}",
@@ -391,9 +412,13 @@ async fn takeover_and_lasting_outage_are_gone() {
         ensure!(fleet.served_serial("owned.test").await? == last_serial);
 
         // An Argo-style rename: the new Zone first, then the old one goes.
-        apply(&zones_a, &zone_manifest("renamed", "owned.test", json!({}))).await?;
         apply(
-            &records_a,
+            &fleet.zones,
+            &zone_manifest("renamed", "owned.test", json!({})),
+        )
+        .await?;
+        apply(
+            &fleet.records,
             &record_manifest("www-renamed", "renamed", "www", "A", &["192.0.2.20"]),
         )
         .await?;
@@ -404,7 +429,7 @@ async fn takeover_and_lasting_outage_are_gone() {
                 |z| zone_has(z, "Ready", "False", Some("DomainConflict")),
             )
             .await?;
-        let last_serial = serial_of(&zones_a.get("owner").await?).context("owner's serial")?;
+        let last_serial = serial_of(&fleet.zones.get("owner").await?).context("owner's serial")?;
         let deleted = Instant::now();
         fleet.delete_zone_in(&a, "owner").await?;
         let renamed = fleet.wait_zone("renamed", "Ready", zone_ready).await?;
@@ -436,15 +461,11 @@ async fn takeover_and_lasting_outage_are_gone() {
 async fn a_zone_created_in_the_same_second_does_not_take_over() {
     with_fleet("tie", |fleet| async move {
         let a = fleet.ns.name.clone();
-        let b = fleet.other_namespace("e2e-integrity-b-").await?;
+        let (b, zones_b, records_b) = namespace_b(&fleet).await?;
         ensure!(
             b < a,
             "namespace {b} should sort before {a}, the tie-break that matters"
         );
-        let zones_a: Api<Zone> = fleet.api();
-        let records_a: Api<Record> = fleet.api();
-        let zones_b: Api<Zone> = fleet.api_in(&b);
-        let records_b: Api<Record> = fleet.api_in(&b);
         // Early in a second, so that the owner is served and the intruder created before it
         // ends; a few domains, in case the fleet is slow once.
         for attempt in 1..=3 {
@@ -455,20 +476,15 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
                 Ok((Timestamp::now().subsec_millisecond() < 100).then_some(()))
             })
             .await?;
-            apply(&zones_a, &zone_manifest(&name, &domain, json!({}))).await?;
+            apply(&fleet.zones, &zone_manifest(&name, &domain, json!({}))).await?;
             apply(
-                &records_a,
+                &fleet.records,
                 &record_manifest(&format!("www{attempt}"), &name, "www", "A", &["192.0.2.10"]),
             )
             .await?;
             fleet.wait_served(&www, "A", &["192.0.2.10"]).await?;
-            apply(&zones_b, &zone_manifest("intruder", &domain, json!({}))).await?;
-            apply(
-                &records_b,
-                &record_manifest("www", "intruder", "www", "A", &["203.0.113.66"]),
-            )
-            .await?;
-            let owner = created_second(&zones_a.get(&name).await?)?;
+            apply_intruder(&zones_b, &records_b, &domain).await?;
+            let owner = created_second(&fleet.zones.get(&name).await?)?;
             let intruder = created_second(&zones_b.get("intruder").await?)?;
             if owner != intruder {
                 eprintln!("attempt {attempt}: created in seconds {owner} and {intruder}");
@@ -503,7 +519,7 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
             fleet
                 .keeps_serving(&www, "A", &["192.0.2.10"], Duration::from_secs(3))
                 .await?;
-            let owner = zones_a.get(&name).await?;
+            let owner = fleet.zones.get(&name).await?;
             ensure!(
                 zone_has(&owner, "Ready", "True", None),
                 "{name}: {:?}",
@@ -521,10 +537,7 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
 #[tokio::test]
 async fn a_child_zone_in_another_namespace_needs_a_delegation() {
     with_fleet("child", |fleet| async move {
-        let b = fleet.other_namespace("e2e-integrity-b-").await?;
-        let zones_a: Api<Zone> = fleet.api();
-        let zones_b: Api<Zone> = fleet.api_in(&b);
-        let records_b: Api<Record> = fleet.api_in(&b);
+        let (b, zones_b, records_b) = namespace_b(&fleet).await?;
 
         fleet
             .zone_with_a("acme", "acme.test", "mx1", "192.0.2.1")
@@ -546,7 +559,7 @@ async fn a_child_zone_in_another_namespace_needs_a_delegation() {
             .await?;
 
         apply(
-            &zones_a,
+            &fleet.zones,
             &zone_manifest(
                 "acme",
                 "acme.test",
@@ -593,8 +606,6 @@ async fn a_child_zone_in_another_namespace_needs_a_delegation() {
 #[tokio::test]
 async fn a_long_txt_value_is_split_and_served() {
     with_fleet("longtxt", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
         let key: String = (0..582)
             .map(|i| {
                 char::from(
@@ -604,14 +615,14 @@ async fn a_long_txt_value_is_split_and_served() {
             .collect();
         let value = format!("v=DKIM1; k=rsa; p={key}");
         ensure!(value.len() == 600);
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(&fleet.zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
         apply(
-            &records,
+            &fleet.records,
             &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
         )
         .await?;
         apply(
-            &records,
+            &fleet.records,
             &record_manifest("dkim", "acme", "sel._domainkey", "TXT", &[&value]),
         )
         .await?;
@@ -633,14 +644,7 @@ async fn a_long_txt_value_is_split_and_served() {
             );
             ensure!(strings.concat() == value.as_bytes(), "{pod}: {lines:?}");
         }
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
-        )
-        .await?;
-        fleet
-            .wait_served("www.acme.test", "A", &["192.0.2.11"])
-            .await?;
+        fleet.serve_www("192.0.2.11").await?;
         fleet.wait_zone("acme", "Ready", zone_ready).await?;
         Ok(())
     })
@@ -652,21 +656,19 @@ async fn a_long_txt_value_is_split_and_served() {
 #[tokio::test]
 async fn an_invalid_caa_is_refused_and_the_zone_goes_on() {
     with_fleet("caa", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(&fleet.zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
         apply(
-            &records,
+            &fleet.records,
             &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
         )
         .await?;
         apply(
-            &records,
+            &fleet.records,
             &record_manifest("caa-bad", "acme", "bad", "CAA", &["0 bogus-tag \"x\""]),
         )
         .await?;
         apply(
-            &records,
+            &fleet.records,
             &record_manifest("caa", "acme", "@", "CAA", &["0 issue \"letsencrypt.org\""]),
         )
         .await?;
@@ -694,14 +696,7 @@ async fn an_invalid_caa_is_refused_and_the_zone_goes_on() {
                 "{pod} serves the invalid CAA: {answer:?}"
             );
         }
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
-        )
-        .await?;
-        fleet
-            .wait_served("www.acme.test", "A", &["192.0.2.11"])
-            .await?;
+        fleet.serve_www("192.0.2.11").await?;
         Ok(())
     })
     .await;
@@ -711,17 +706,15 @@ async fn an_invalid_caa_is_refused_and_the_zone_goes_on() {
 #[tokio::test]
 async fn unquoted_txt_is_one_string_and_ambiguous_names_are_refused() {
     with_fleet("names", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
         let spf = "v=spf1 include:_spf.example.net ~all";
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        apply(&fleet.zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
         apply(
-            &records,
+            &fleet.records,
             &record_manifest("api", "acme", "api.acme.test", "A", &["192.0.2.7"]),
         )
         .await?;
         apply(
-            &records,
+            &fleet.records,
             &record_manifest("spf", "acme", "@", "TXT", &[spf]),
         )
         .await?;
@@ -762,8 +755,6 @@ async fn unquoted_txt_is_one_string_and_ambiguous_names_are_refused() {
 #[tokio::test]
 async fn ready_means_served_by_every_pod() {
     with_fleet("frozenpod", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
         let zone = fleet.acme_with_www().await?;
         let before = serial_of(&zone).context("a serial")?;
 
@@ -773,7 +764,7 @@ async fn ready_means_served_by_every_pod() {
         kill(frozen, Signal::SIGSTOP)?;
         let outcome = async {
             apply(
-                &records,
+                &fleet.records,
                 &record_manifest("www", "acme", "www", "A", &["192.0.2.99"]),
             )
             .await?;
@@ -806,7 +797,7 @@ async fn ready_means_served_by_every_pod() {
                 !ok,
                 "kubectl wait --for=condition=Ready succeeded with dns-b frozen: {output}"
             );
-            let zone = zones.get("acme").await?;
+            let zone = fleet.zones.get("acme").await?;
             ensure!(
                 !zone_has(&zone, "Ready", "True", None),
                 "Ready with dns-b frozen: {:?}",
@@ -834,8 +825,6 @@ async fn ready_means_served_by_every_pod() {
 #[tokio::test]
 async fn ready_is_not_claimed_while_nats_is_frozen() {
     with_fleet("frozennats", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
         let zone = fleet.acme_with_www().await?;
         let before = serial_of(&zone).context("a serial")?;
         let old_message = format!("serve serial {before}");
@@ -847,7 +836,7 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
         let frozen_at = Instant::now();
         let outcome = async {
             apply(
-                &records,
+                &fleet.records,
                 &record_manifest("www", "acme", "www", "A", &["192.0.2.99"]),
             )
             .await?;
@@ -857,7 +846,7 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
                 "Ready=False (PublishFailed or Progressing) within 5 s",
                 Duration::from_secs(5),
                 || async {
-                    let zone = zones.get("acme").await?;
+                    let zone = fleet.zones.get("acme").await?;
                     let ready = zone_condition(&zone, "Ready").context("Ready")?;
                     // Ready=True may only speak of the version the pods serve.
                     ensure!(
@@ -880,7 +869,7 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
                 .served_now("www.acme.test", "A", &["192.0.2.10"])
                 .await?;
             let failed = wait_until("Ready=False, PublishFailed", TIMEOUT, || async {
-                let zone = zones.get("acme").await?;
+                let zone = fleet.zones.get("acme").await?;
                 let ready = zone_condition(&zone, "Ready").context("Ready")?;
                 ensure!(
                     ready.status != "True",
@@ -902,7 +891,7 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
         outcome?;
         let thawed = Instant::now();
         let zone = wait_for_object(
-            &zones,
+            &fleet.zones,
             "acme",
             "Ready at a newer serial",
             Duration::from_secs(60),
@@ -926,7 +915,6 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
 #[tokio::test]
 async fn programmed_is_current() {
     with_fleet("programmed", |fleet| async move {
-        let records: Api<Record> = fleet.api();
         fleet.acme_with_www().await?;
         fleet
             .wait_record("www", "Programmed", |r| {
@@ -935,7 +923,7 @@ async fn programmed_is_current() {
             .await?;
 
         let updated = apply(
-            &records,
+            &fleet.records,
             &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
         )
         .await?;
@@ -946,7 +934,7 @@ async fn programmed_is_current() {
         );
         let (ok, output) = fleet.kubectl_wait("record/www", "Programmed", "60s")?;
         ensure!(ok, "kubectl wait --for=condition=Programmed: {output}");
-        let record = records.get("www").await?;
+        let record = fleet.records.get("www").await?;
         let programmed = record_condition(&record, "Programmed").context("Programmed")?;
         ensure!(
             programmed.status == "True" && programmed.observed_generation == Some(2),
@@ -979,12 +967,11 @@ async fn programmed_is_current() {
 #[tokio::test]
 async fn events_and_metrics_say_what_happened() {
     with_fleet("events", |fleet| async move {
-        let records: Api<Record> = fleet.api();
         let zone = fleet.acme_with_www().await?;
         let mut serials = vec![serial_of(&zone).context("a serial")?];
         for address in ["192.0.2.11", "192.0.2.12", "192.0.2.13"] {
             apply(
-                &records,
+                &fleet.records,
                 &record_manifest("www", "acme", "www", "A", &[address]),
             )
             .await?;
@@ -1004,7 +991,7 @@ async fn events_and_metrics_say_what_happened() {
                 let prefix = format!("Published: serial {serial} with ");
                 events
                     .iter()
-                    .filter(|e| e.starts_with(&prefix) && e.ends_with(" records"))
+                    .filter(|e| e.starts_with(&prefix) && e.ends_with(" fleet.records"))
                     .count()
                     == 1
             });

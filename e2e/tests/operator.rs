@@ -12,7 +12,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -21,7 +21,7 @@ use zonefleet_e2e::{
     harness::{
         ClusterEnv, TestNamespace, events_about, wait_for_object, wait_until, with_test_namespace,
     },
-    operator::{OperatorProcess, apply, install_crds},
+    operator::{OperatorProcess, apply, delete_zones, install_crds},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -99,20 +99,19 @@ async fn example_zone(ns: &TestNamespace) -> anyhow::Result<(Api<Zone>, Api<Reco
     Ok((zones, ns.api()))
 }
 
-/// Deletes every Zone of the namespace and waits until the operator has let them go.
-async fn delete_zones(ns: &TestNamespace) -> anyhow::Result<()> {
-    let zones: Api<Zone> = ns.api();
-    zones
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await?;
-    wait_until("the test's zones to be gone", TIMEOUT, || async {
-        Ok(zones
-            .list(&ListParams::default())
-            .await?
-            .items
-            .is_empty()
-            .then_some(()))
-    })
+/// Applies the Record `name`, `owner kind values`, of the Zone `example`.
+async fn apply_example_record(
+    records: &Api<Record>,
+    name: &str,
+    owner: &str,
+    kind: &str,
+    values: &[&str],
+) -> kube::Result<Record> {
+    let zone_ref = json!({"name": "example"});
+    apply(
+        records,
+        &record_manifest(name, zone_ref, owner, kind, values),
+    )
     .await
 }
 
@@ -127,7 +126,7 @@ where
         install_crds(&ns.client).await?;
         let operator = OperatorProcess::start(&ns.env, &ns.name, "operator-0")?;
         let outcome = test(ns.clone()).await;
-        let cleanup = delete_zones(&ns).await;
+        let cleanup = delete_zones(&ns.client, &ns.name, TIMEOUT).await;
         drop(operator);
         outcome.and(cleanup)
     })
@@ -199,28 +198,9 @@ async fn the_api_server_rejects_invalid_manifests_with_clear_messages() {
 async fn a_zone_is_assembled_versioned_and_reported() {
     with_operator("zone", |ns| async move {
         let (zones, records) = example_zone(&ns).await?;
-        let zone_ref = json!({"name": "example"});
-        apply(
-            &records,
-            &record_manifest(
-                "www",
-                zone_ref.clone(),
-                "www",
-                "A",
-                &["192.0.2.10", "192.0.2.11"],
-            ),
-        )
-        .await?;
-        apply(
-            &records,
-            &record_manifest("mx", zone_ref.clone(), "@", "MX", &["10 mail"]),
-        )
-        .await?;
-        apply(
-            &records,
-            &record_manifest("spf", zone_ref.clone(), "@", "TXT", &["\"v=spf1 mx -all\""]),
-        )
-        .await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.10", "192.0.2.11"]).await?;
+        apply_example_record(&records, "mx", "@", "MX", &["10 mail"]).await?;
+        apply_example_record(&records, "spf", "@", "TXT", &["\"v=spf1 mx -all\""]).await?;
 
         // SOA, 2 NS, 1 glue, 2 A, 1 MX, 1 TXT.
         let zone = wait_for_zone(&zones, "example", "ready with 8 records", |z| {
@@ -297,11 +277,7 @@ async fn a_zone_is_assembled_versioned_and_reported() {
         );
 
         // One changed Record moves the serial exactly one step.
-        apply(
-            &records,
-            &record_manifest("www", zone_ref.clone(), "www", "A", &["192.0.2.12"]),
-        )
-        .await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.12"]).await?;
         let zone = wait_for_zone(&zones, "example", "the next serial", |z| {
             serial_of(z) != Some(serial)
         })
@@ -310,11 +286,7 @@ async fn a_zone_is_assembled_versioned_and_reported() {
         assert_eq!(zone.status.as_ref().and_then(|s| s.record_count), Some(7));
 
         // Re-applying the same manifests, and a reconcile forced by a metadata change, change nothing.
-        apply(
-            &records,
-            &record_manifest("www", zone_ref.clone(), "www", "A", &["192.0.2.12"]),
-        )
-        .await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.12"]).await?;
         apply(&zones, &zone_manifest("example", "example.com", json!({}))).await?;
         let annotate = json!({"metadata": {"annotations": {"e2e/poke": "1"}}});
         zones
@@ -336,38 +308,20 @@ async fn a_zone_is_assembled_versioned_and_reported() {
 async fn conflicts_and_bad_rdata_are_reported_on_the_right_record() {
     with_operator("conflict", |ns| async move {
         let (zones, records) = example_zone(&ns).await?;
-        let zone_ref = json!({"name": "example"});
-        apply(
-            &records,
-            &record_manifest("first", zone_ref.clone(), "www", "A", &["192.0.2.1"]),
-        )
-        .await?;
+        apply_example_record(&records, "first", "www", "A", &["192.0.2.1"]).await?;
         wait_for_record(&records, "first", "accepted", |r| {
             accepted(r).is_some_and(|c| c.status == "True")
         })
         .await?;
-        apply(
+        apply_example_record(
             &records,
-            &record_manifest(
-                "second",
-                zone_ref.clone(),
-                "www",
-                "CNAME",
-                &["elsewhere.example.org."],
-            ),
+            "second",
+            "www",
+            "CNAME",
+            &["elsewhere.example.org."],
         )
         .await?;
-        apply(
-            &records,
-            &record_manifest(
-                "broken",
-                zone_ref.clone(),
-                "mail",
-                "MX",
-                &["mail.example.com."],
-            ),
-        )
-        .await?;
+        apply_example_record(&records, "broken", "mail", "MX", &["mail.example.com."]).await?;
 
         let second = wait_for_record(&records, "second", "rejected", |r| {
             accepted(r).is_some_and(|c| c.status == "False")
@@ -507,17 +461,7 @@ async fn records_from_another_namespace_are_rejected_unless_the_zone_admits_them
 async fn deleting_a_zone_completes_and_orphans_its_records() {
     with_operator("delete", |ns| async move {
         let (zones, records) = example_zone(&ns).await?;
-        apply(
-            &records,
-            &record_manifest(
-                "www",
-                json!({"name": "example"}),
-                "www",
-                "A",
-                &["192.0.2.1"],
-            ),
-        )
-        .await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.1"]).await?;
         wait_for_record(&records, "www", "accepted", |r| {
             accepted(r).is_some_and(|c| c.status == "True")
         })
@@ -571,17 +515,7 @@ async fn killing_the_leader_hands_over_to_the_standby() {
 
         first.kill().await?;
         let killed = tokio::time::Instant::now();
-        apply(
-            &records,
-            &record_manifest(
-                "www",
-                json!({"name": "example"}),
-                "www",
-                "A",
-                &["192.0.2.1"],
-            ),
-        )
-        .await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.1"]).await?;
         wait_until(
             "operator-b to take over",
             Duration::from_secs(40),
@@ -603,7 +537,7 @@ async fn killing_the_leader_hands_over_to_the_standby() {
         ensure!(took < Duration::from_secs(30), "handover took {took:?}");
         ensure!(second.is_running(), "the new leader runs");
         assert_eq!(zone.status.and_then(|s| s.record_count), Some(5));
-        delete_zones(&ns).await?;
+        delete_zones(&ns.client, &ns.name, TIMEOUT).await?;
         drop(second);
         Ok(())
     })
