@@ -56,7 +56,7 @@ use kube::{
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use zonefleet_api::{Record, Zone};
-use zonefleet_bench::create;
+use zonefleet_bench::{count_zones_with_serial, create};
 use zonefleet_e2e::{
     dns::{self, Attempts, Transport},
     dns_fleet::{self, ADMIN_PORT, DNS_PORT},
@@ -500,20 +500,7 @@ async fn create_extra_zones(
 async fn wait_for_serials(bench: &Bench, total: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + EXTRA_TIMEOUT;
     loop {
-        let mut count = 0;
-        let mut params = ListParams::default().limit(500);
-        loop {
-            let page = bench.zones.list(&params).await?;
-            count += page
-                .items
-                .iter()
-                .filter(|z| z.status.as_ref().and_then(|s| s.serial).is_some())
-                .count();
-            match page.metadata.continue_ {
-                Some(token) if !token.is_empty() => params = params.continue_token(&token),
-                _ => break,
-            }
-        }
+        let count = count_zones_with_serial(&bench.zones, 500).await?;
         if count >= total {
             return Ok(());
         }
