@@ -47,7 +47,7 @@ fn record(name: &str, owner: &str, kind: &str, values: &[&str]) -> Value {
 /// `www` (A) and `txt` (TXT at `info`): Synced 3/3.
 async fn with_fleet<F, Fut>(prefix: &str, test: F)
 where
-    F: FnOnce(Arc<Fleet>) -> Fut + Send + 'static,
+    F: FnOnce(TestFleet) -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     dns_fleet::with_fleet(&ONE_AT_A_TIME, prefix, FLEET, |fleet| async move {
@@ -60,23 +60,26 @@ where
         .await?;
         apply(&fleet.records, &record("www", "www", "A", &["192.0.2.10"])).await?;
         apply(&fleet.records, &record("txt", "info", "TXT", &["\"one\""])).await?;
+        let fleet = TestFleet(fleet);
         fleet.wait_synced("3/3").await?;
         test(fleet).await
     })
     .await;
 }
 
-/// What the tests of this file ask of their fleet's Zone `fleet`.
-trait FleetZone {
-    /// Waits for the Zone's `servers` and `Synced` to show `summary` at the current serial.
-    async fn wait_synced(&self, summary: &str) -> anyhow::Result<Zone>;
-    async fn serial(&self) -> anyhow::Result<u32>;
-    async fn wait_serial_after(&self, serial: u32) -> anyhow::Result<u32>;
-    /// Waits for an Event about the Zone with `reason` whose note names `pod`.
-    async fn wait_event(&self, reason: &str, pod: &str) -> anyhow::Result<String>;
+/// A test's [`Fleet`], with what the tests of this file ask of its Zone `fleet`.
+struct TestFleet(Arc<Fleet>);
+
+impl std::ops::Deref for TestFleet {
+    type Target = Fleet;
+
+    fn deref(&self) -> &Fleet {
+        &self.0
+    }
 }
 
-impl FleetZone for Fleet {
+impl TestFleet {
+    /// Waits for the Zone's `servers` and `Synced` to show `summary` at the current serial.
     async fn wait_synced(&self, summary: &str) -> anyhow::Result<Zone> {
         wait_for_object(
             &self.zones,
@@ -103,6 +106,7 @@ impl FleetZone for Fleet {
         .await
     }
 
+    /// The Zone's serial.
     async fn serial(&self) -> anyhow::Result<u32> {
         Ok(self
             .zones
@@ -113,6 +117,7 @@ impl FleetZone for Fleet {
             .unwrap_or_default())
     }
 
+    /// Waits for a serial other than `serial`, and returns it.
     async fn wait_serial_after(&self, serial: u32) -> anyhow::Result<u32> {
         let zone = wait_for_object(&self.zones, "fleet", "a newer serial", TIMEOUT, |z| {
             z.status
@@ -124,6 +129,7 @@ impl FleetZone for Fleet {
         Ok(zone.status.and_then(|s| s.serial).unwrap_or_default())
     }
 
+    /// Waits for an Event about the Zone with `reason` whose note names `pod`.
     async fn wait_event(&self, reason: &str, pod: &str) -> anyhow::Result<String> {
         let prefix = format!("{reason}: ");
         wait_until(

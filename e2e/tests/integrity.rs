@@ -73,6 +73,11 @@ fn record_condition<'a>(record: &'a Record, kind: &str) -> Option<&'a Condition>
         .and_then(|s| condition(&s.conditions, kind))
 }
 
+/// True if the condition has `status` and `reason` and its message contains `text`.
+fn says(condition: &Condition, status: &str, reason: &str, text: &str) -> bool {
+    condition.status == status && condition.reason == reason && condition.message.contains(text)
+}
+
 /// True if the condition `kind` has `status` (and, if given, `reason`).
 fn zone_has(zone: &Zone, kind: &str, status: &str, reason: Option<&str>) -> bool {
     zone_condition(zone, kind)
@@ -172,61 +177,68 @@ const FLEET: FleetSpec = FleetSpec {
 /// test at a time.
 async fn with_fleet<F, Fut>(prefix: &str, test: F)
 where
-    F: FnOnce(Arc<Fleet>) -> Fut + Send + 'static,
+    F: FnOnce(TestFleet) -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    dns_fleet::with_fleet(&ONE_AT_A_TIME, prefix, FLEET, test).await;
+    dns_fleet::with_fleet(&ONE_AT_A_TIME, prefix, FLEET, |fleet| {
+        test(TestFleet(fleet))
+    })
+    .await;
 }
 
-/// What the tests of this file ask of every pod of their fleet.
-trait Served {
-    /// What every pod answers, by pod.
-    async fn ask_all(&self, name: &str, kind: &str) -> anyhow::Result<Vec<(String, Answer)>>;
-    /// Checks that every pod answers `name kind` authoritatively with exactly `expected`
-    /// (in any order).
-    async fn served_now(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()>;
-    /// Waits until every pod answers `name kind` with exactly `expected`.
-    async fn wait_served(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()>;
-    /// Checks for `period` that every pod keeps answering `name kind` with `expected`.
-    async fn keeps_serving(
-        &self,
-        name: &str,
-        kind: &str,
-        expected: &[&str],
-        period: Duration,
-    ) -> anyhow::Result<()>;
-    /// The SOA serial every pod serves for `apex` (they must agree).
-    async fn served_serial(&self, apex: &str) -> anyhow::Result<u32>;
-    /// A Zone `name` for `domain` in the test's namespace with one Record (named as its
-    /// owner) `owner A address`, once Ready and served by every pod.
-    async fn zone_with_a(
-        &self,
-        name: &str,
-        domain: &str,
-        owner: &str,
-        address: &str,
-    ) -> anyhow::Result<Zone>;
-    /// Sets `www A address` in the Zone `acme` (`acme.test`) and waits until every pod
-    /// serves it.
-    async fn serve_www(&self, address: &str) -> anyhow::Result<()>;
-    /// The Zone `acme` (`acme.test`) with `www A 192.0.2.10`, once Ready and served by
-    /// every pod.
-    async fn acme_with_www(&self) -> anyhow::Result<Zone> {
-        self.zone_with_a("acme", "acme.test", "www", "192.0.2.10")
-            .await
+/// A pod, the line `dig +short` printed for a TXT question to it, and that line's
+/// character-strings.
+type DugTxt = (&'static str, Vec<String>, Vec<Vec<u8>>);
+
+/// A test's [`Fleet`], with what the tests of this file ask of every pod.
+struct TestFleet(Arc<Fleet>);
+
+impl std::ops::Deref for TestFleet {
+    type Target = Fleet;
+
+    fn deref(&self) -> &Fleet {
+        &self.0
     }
 }
 
-impl Served for Fleet {
+impl TestFleet {
+    /// Applies the Record `name` (`owner kind values`) of the Zone `zone`, in the test's
+    /// namespace.
+    async fn apply_record(
+        &self,
+        name: &str,
+        zone: &str,
+        owner: &str,
+        kind: &str,
+        values: &[&str],
+    ) -> anyhow::Result<Record> {
+        let manifest = record_manifest(name, zone, owner, kind, values);
+        Ok(apply(&self.records, &manifest).await?)
+    }
+
+    /// What every pod answers for `name TXT` as `dig +short` prints it: one line (checked),
+    /// and its character-strings.
+    async fn dig_txt_all(&self, name: &str) -> anyhow::Result<Vec<DugTxt>> {
+        let mut answers = Vec::new();
+        for pod in PODS {
+            let address = self.pod_address(pod).await?;
+            let lines = dig_short(address, name, "TXT").await?;
+            ensure!(lines.len() == 1, "{pod} answers {lines:?}");
+            let strings = txt_strings(&lines[0])?;
+            answers.push((pod, lines, strings));
+        }
+        Ok(answers)
+    }
+
+    /// Sets `www A address` in the Zone `acme` (`acme.test`) and waits until every pod
+    /// serves it.
     async fn serve_www(&self, address: &str) -> anyhow::Result<()> {
-        apply(
-            &self.records,
-            &record_manifest("www", "acme", "www", "A", &[address]),
-        )
-        .await?;
+        self.apply_record("www", "acme", "www", "A", &[address])
+            .await?;
         self.wait_served("www.acme.test", "A", &[address]).await
     }
 
+    /// What every pod answers, by pod.
     async fn ask_all(&self, name: &str, kind: &str) -> anyhow::Result<Vec<(String, Answer)>> {
         let record_type: RecordType = kind.parse()?;
         let mut answers = Vec::new();
@@ -237,6 +249,8 @@ impl Served for Fleet {
         Ok(answers)
     }
 
+    /// Checks that every pod answers `name kind` authoritatively with exactly `expected`
+    /// (in any order).
     async fn served_now(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()> {
         let expected: BTreeSet<&str> = expected.iter().copied().collect();
         for (pod, answer) in self.ask_all(name, kind).await? {
@@ -252,6 +266,7 @@ impl Served for Fleet {
         Ok(())
     }
 
+    /// Waits until every pod answers `name kind` with exactly `expected`.
     async fn wait_served(&self, name: &str, kind: &str, expected: &[&str]) -> anyhow::Result<()> {
         wait_until(
             &format!("every pod to answer {name} {kind} with {expected:?}"),
@@ -263,6 +278,7 @@ impl Served for Fleet {
         self.served_now(name, kind, expected).await
     }
 
+    /// Checks for `period` that every pod keeps answering `name kind` with `expected`.
     async fn keeps_serving(
         &self,
         name: &str,
@@ -273,6 +289,7 @@ impl Served for Fleet {
         holds(period, || self.served_now(name, kind, expected)).await
     }
 
+    /// The SOA serial every pod serves for `apex` (they must agree).
     async fn served_serial(&self, apex: &str) -> anyhow::Result<u32> {
         let mut serials = BTreeSet::new();
         for (pod, answer) in self.ask_all(apex, "SOA").await? {
@@ -288,6 +305,8 @@ impl Served for Fleet {
         serials.pop_first().context("a serial")
     }
 
+    /// A Zone `name` for `domain` in the test's namespace with one Record (named as its
+    /// owner) `owner A address`, once Ready and served by every pod.
     async fn zone_with_a(
         &self,
         name: &str,
@@ -296,15 +315,19 @@ impl Served for Fleet {
         address: &str,
     ) -> anyhow::Result<Zone> {
         apply(&self.zones, &zone_manifest(name, domain, json!({}))).await?;
-        apply(
-            &self.records,
-            &record_manifest(owner, name, owner, "A", &[address]),
-        )
-        .await?;
+        self.apply_record(owner, name, owner, "A", &[address])
+            .await?;
         let zone = self.wait_zone(name, "Ready", zone_ready).await?;
         self.wait_served(&format!("{owner}.{domain}"), "A", &[address])
             .await?;
         Ok(zone)
+    }
+
+    /// The Zone `acme` (`acme.test`) with `www A 192.0.2.10`, once Ready and served by
+    /// every pod.
+    async fn acme_with_www(&self) -> anyhow::Result<Zone> {
+        self.zone_with_a("acme", "acme.test", "www", "192.0.2.10")
+            .await
     }
 }
 
@@ -374,11 +397,8 @@ async fn takeover_and_lasting_outage_are_gone() {
                 "intruder",
                 "Ready=False DomainConflict naming A's Zone",
                 |z| {
-                    zone_condition(z, "Ready").is_some_and(|c| {
-                        c.status == "False"
-                            && c.reason == "DomainConflict"
-                            && c.message.contains(&owner_key)
-                    })
+                    zone_condition(z, "Ready")
+                        .is_some_and(|c| says(c, "False", "DomainConflict", &owner_key))
                 },
             )
             .await?;
@@ -417,11 +437,9 @@ async fn takeover_and_lasting_outage_are_gone() {
             &zone_manifest("renamed", "owned.test", json!({})),
         )
         .await?;
-        apply(
-            &fleet.records,
-            &record_manifest("www-renamed", "renamed", "www", "A", &["192.0.2.20"]),
-        )
-        .await?;
+        fleet
+            .apply_record("www-renamed", "renamed", "www", "A", &["192.0.2.20"])
+            .await?;
         fleet
             .wait_zone(
                 "renamed",
@@ -477,11 +495,9 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
             })
             .await?;
             apply(&fleet.zones, &zone_manifest(&name, &domain, json!({}))).await?;
-            apply(
-                &fleet.records,
-                &record_manifest(&format!("www{attempt}"), &name, "www", "A", &["192.0.2.10"]),
-            )
-            .await?;
+            fleet
+                .apply_record(&format!("www{attempt}"), &name, "www", "A", &["192.0.2.10"])
+                .await?;
             fleet.wait_served(&www, "A", &["192.0.2.10"]).await?;
             apply_intruder(&zones_b, &records_b, &domain).await?;
             let owner = created_second(&fleet.zones.get(&name).await?)?;
@@ -587,11 +603,8 @@ async fn a_child_zone_in_another_namespace_needs_a_delegation() {
                 "mx1",
                 "Accepted=False Occluded naming the child Zone",
                 |r| {
-                    record_condition(r, "Accepted").is_some_and(|c| {
-                        c.status == "False"
-                            && c.reason == "Occluded"
-                            && c.message.contains(&child_key)
-                    })
+                    record_condition(r, "Accepted")
+                        .is_some_and(|c| says(c, "False", "Occluded", &child_key))
                 },
             )
             .await?;
@@ -616,27 +629,19 @@ async fn a_long_txt_value_is_split_and_served() {
         let value = format!("v=DKIM1; k=rsa; p={key}");
         ensure!(value.len() == 600);
         apply(&fleet.zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &fleet.records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
-        )
-        .await?;
-        apply(
-            &fleet.records,
-            &record_manifest("dkim", "acme", "sel._domainkey", "TXT", &[&value]),
-        )
-        .await?;
+        fleet
+            .apply_record("www", "acme", "www", "A", &["192.0.2.10"])
+            .await?;
+        fleet
+            .apply_record("dkim", "acme", "sel._domainkey", "TXT", &[&value])
+            .await?;
         fleet
             .wait_record("dkim", "Accepted=True and Ready=True", |r| {
                 record_has(r, "Accepted", "True", None) && record_has(r, "Ready", "True", None)
             })
             .await?;
         fleet.wait_zone("acme", "Ready", zone_ready).await?;
-        for pod in PODS {
-            let address = fleet.pod_address(pod).await?;
-            let lines = dig_short(address, "sel._domainkey.acme.test", "TXT").await?;
-            ensure!(lines.len() == 1, "{pod} answers {lines:?}");
-            let strings = txt_strings(&lines[0])?;
+        for (pod, lines, strings) in fleet.dig_txt_all("sel._domainkey.acme.test").await? {
             let lengths: Vec<usize> = strings.iter().map(Vec::len).collect();
             ensure!(
                 lengths == [255, 255, 90],
@@ -657,21 +662,15 @@ async fn a_long_txt_value_is_split_and_served() {
 async fn an_invalid_caa_is_refused_and_the_zone_goes_on() {
     with_fleet("caa", |fleet| async move {
         apply(&fleet.zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &fleet.records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
-        )
-        .await?;
-        apply(
-            &fleet.records,
-            &record_manifest("caa-bad", "acme", "bad", "CAA", &["0 bogus-tag \"x\""]),
-        )
-        .await?;
-        apply(
-            &fleet.records,
-            &record_manifest("caa", "acme", "@", "CAA", &["0 issue \"letsencrypt.org\""]),
-        )
-        .await?;
+        fleet
+            .apply_record("www", "acme", "www", "A", &["192.0.2.10"])
+            .await?;
+        fleet
+            .apply_record("caa-bad", "acme", "bad", "CAA", &["0 bogus-tag \"x\""])
+            .await?;
+        fleet
+            .apply_record("caa", "acme", "@", "CAA", &["0 issue \"letsencrypt.org\""])
+            .await?;
         let bad = fleet
             .wait_record("caa-bad", "Accepted=False InvalidRData", |r| {
                 record_has(r, "Accepted", "False", Some("InvalidRData"))
@@ -708,16 +707,12 @@ async fn unquoted_txt_is_one_string_and_ambiguous_names_are_refused() {
     with_fleet("names", |fleet| async move {
         let spf = "v=spf1 include:_spf.example.net ~all";
         apply(&fleet.zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &fleet.records,
-            &record_manifest("api", "acme", "api.acme.test", "A", &["192.0.2.7"]),
-        )
-        .await?;
-        apply(
-            &fleet.records,
-            &record_manifest("spf", "acme", "@", "TXT", &[spf]),
-        )
-        .await?;
+        fleet
+            .apply_record("api", "acme", "api.acme.test", "A", &["192.0.2.7"])
+            .await?;
+        fleet
+            .apply_record("spf", "acme", "@", "TXT", &[spf])
+            .await?;
         fleet
             .wait_record("api", "Accepted=False AmbiguousName", |r| {
                 record_has(r, "Accepted", "False", Some("AmbiguousName"))
@@ -727,11 +722,7 @@ async fn unquoted_txt_is_one_string_and_ambiguous_names_are_refused() {
             .wait_record("spf", "Ready", |r| record_has(r, "Ready", "True", None))
             .await?;
         fleet.wait_zone("acme", "Ready", zone_ready).await?;
-        for pod in PODS {
-            let address = fleet.pod_address(pod).await?;
-            let lines = dig_short(address, "acme.test", "TXT").await?;
-            ensure!(lines.len() == 1, "{pod} answers {lines:?}");
-            let strings = txt_strings(&lines[0])?;
+        for (pod, lines, strings) in fleet.dig_txt_all("acme.test").await? {
             ensure!(strings == [spf.as_bytes()], "{pod} answers {lines:?}");
         }
         for (pod, answer) in fleet.ask_all("api.acme.test.acme.test.", "A").await? {
@@ -763,11 +754,9 @@ async fn ready_means_served_by_every_pod() {
         let live_address = fleet.pod_address("dns-a").await?;
         kill(frozen, Signal::SIGSTOP)?;
         let outcome = async {
-            apply(
-                &fleet.records,
-                &record_manifest("www", "acme", "www", "A", &["192.0.2.99"]),
-            )
-            .await?;
+            fleet
+                .apply_record("www", "acme", "www", "A", &["192.0.2.99"])
+                .await?;
             let zone = fleet
                 .wait_zone("acme", "a new serial, not Ready", |z| {
                     serial_of(z).is_some_and(|s| s != before)
@@ -835,11 +824,9 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
         kill(nats, Signal::SIGSTOP)?;
         let frozen_at = Instant::now();
         let outcome = async {
-            apply(
-                &fleet.records,
-                &record_manifest("www", "acme", "www", "A", &["192.0.2.99"]),
-            )
-            .await?;
+            fleet
+                .apply_record("www", "acme", "www", "A", &["192.0.2.99"])
+                .await?;
             // The new version is announced before it is published: Ready goes False at
             // once, not when the publish gives up.
             let zone = wait_until(
@@ -922,11 +909,9 @@ async fn programmed_is_current() {
             })
             .await?;
 
-        let updated = apply(
-            &fleet.records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
-        )
-        .await?;
+        let updated = fleet
+            .apply_record("www", "acme", "www", "A", &["192.0.2.11"])
+            .await?;
         ensure!(
             updated.metadata.generation == Some(2),
             "generation {:?}",
@@ -970,11 +955,9 @@ async fn events_and_metrics_say_what_happened() {
         let zone = fleet.acme_with_www().await?;
         let mut serials = vec![serial_of(&zone).context("a serial")?];
         for address in ["192.0.2.11", "192.0.2.12", "192.0.2.13"] {
-            apply(
-                &fleet.records,
-                &record_manifest("www", "acme", "www", "A", &[address]),
-            )
-            .await?;
+            fleet
+                .apply_record("www", "acme", "www", "A", &[address])
+                .await?;
             let last = *serials.last().context("a serial")?;
             let zone = fleet
                 .wait_zone("acme", "Ready at a new serial", |z| {
@@ -991,7 +974,7 @@ async fn events_and_metrics_say_what_happened() {
                 let prefix = format!("Published: serial {serial} with ");
                 events
                     .iter()
-                    .filter(|e| e.starts_with(&prefix) && e.ends_with(" fleet.records"))
+                    .filter(|e| e.starts_with(&prefix) && e.ends_with(" records"))
                     .count()
                     == 1
             });
