@@ -278,13 +278,7 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
                 );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            pod.stop().await?;
-            let from_nats = Start {
-                served_ms: millis(served),
-                peak_rss_kib_served: peak_served,
-                peak_rss_kib_stop: peak_stop,
-                log: pod.log()?,
-            };
+            let from_nats = pod.stop_with_start(served, peak_served, peak_stop).await?;
             eprintln!("round {round}: from NATS {from_nats:#?}");
 
             // From the local snapshot (the updated version), NATS down.
@@ -298,13 +292,7 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
                 .await?;
             let peak_served = pod.peak_rss_kib()?;
             let peak_stop = pod.peak_rss_kib()?;
-            pod.stop().await?;
-            let from_snapshot = Start {
-                served_ms: millis(served),
-                peak_rss_kib_served: peak_served,
-                peak_rss_kib_stop: peak_stop,
-                log: pod.log()?,
-            };
+            let from_snapshot = pod.stop_with_start(served, peak_served, peak_stop).await?;
             eprintln!("round {round}: from the snapshot {from_snapshot:#?}");
             Ok::<_, anyhow::Error>(Round {
                 publish_ms,
@@ -601,6 +589,23 @@ struct Pod {
 }
 
 impl Pod {
+    /// Stops it and reports its start: served `served` after the spawn, with VmHWM
+    /// `peak_served` when served and `peak_stop` just before the stop (KiB).
+    async fn stop_with_start(
+        &mut self,
+        served: Duration,
+        peak_served: u64,
+        peak_stop: u64,
+    ) -> anyhow::Result<Start> {
+        self.stop().await?;
+        Ok(Start {
+            served_ms: millis(served),
+            peak_rss_kib_served: peak_served,
+            peak_rss_kib_stop: peak_stop,
+            log: self.log()?,
+        })
+    }
+
     /// Queries the SOA and the last name every `poll` until both are answered as wanted;
     /// returns the time from the spawn to the later of the two right answers.
     async fn wait_served(&mut self, want: &Wanted<'_>) -> anyhow::Result<Duration> {
