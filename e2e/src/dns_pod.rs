@@ -4,14 +4,16 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::Stdio,
     time::Duration,
 };
 
-use anyhow::Context as _;
 use tokio::process::{Child, Command};
 
-use crate::{http, operator::target_dir};
+use crate::{
+    harness::{free_port, spawn_logged},
+    http,
+    operator::built_binary,
+};
 
 /// A running `zonefleet-dns-pod`.
 #[derive(Debug)]
@@ -25,46 +27,27 @@ pub struct DnsPodProcess {
     pub admin: SocketAddr,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    // A port free for UDP and TCP at once.
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let port = udp.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-}
-
 impl DnsPodProcess {
     /// Starts the binary from `target/debug` with `args` and `env`, logging to `log`.
     pub fn start(args: &[String], env: &[(String, String)], log: &Path) -> anyhow::Result<Self> {
-        let binary = target_dir().join("debug").join("zonefleet-dns-pod");
-        anyhow::ensure!(
-            binary.exists(),
-            "{} is missing: run `cargo build --workspace --bins`",
-            binary.display()
-        );
+        let binary = built_binary("debug", "zonefleet-dns-pod")?;
         let dns = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
-        let child = Command::new(&binary)
-            .arg("--listen")
-            .arg(dns.to_string())
-            .arg("--admin-address")
-            .arg(admin.to_string())
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        let child = spawn_logged(
+            Command::new(&binary)
+                .arg("--listen")
+                .arg(dns.to_string())
+                .arg("--admin-address")
+                .arg(admin.to_string())
+                .args(args)
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            &binary,
+            out,
+        )?;
         Ok(Self {
             child,
             log: log.to_owned(),

@@ -9,10 +9,13 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::{
+    core::v1::{Namespace, ServiceAccount},
+    events::v1::Event,
+};
 use kube::{
     Api, Client, Config,
-    api::{DeleteParams, ObjectMeta, PostParams},
+    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
     config::{KubeConfigOptions, Kubeconfig},
 };
 use zonefleet_process_kubelet::process::{container_files, pod_volumes_dir, read_pid_file};
@@ -175,6 +178,72 @@ impl TestNamespace {
     pub fn volumes_dir(&self, pod: &str) -> anyhow::Result<PathBuf> {
         Ok(pod_volumes_dir(&self.env.dir()?, &self.name, pod))
     }
+
+    /// An API of this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+}
+
+/// Events in `namespace` about objects of `kind` (only the one named `name`, if given), as
+/// `reason: note`.
+pub async fn events_about(
+    client: &Client,
+    namespace: &str,
+    kind: &str,
+    name: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    Ok(events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some(kind) && name.is_none_or(|n| r.name.as_deref() == Some(n))
+            })
+        })
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default()
+            )
+        })
+        .collect())
+}
+
+/// A loopback port free for UDP and TCP at once.
+pub fn free_port() -> anyhow::Result<u16> {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let port = udp.local_addr()?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+}
+
+/// Spawns `command` (which runs `binary`) without colours, its stdin closed, its stdout and
+/// stderr written to `log`, killed when dropped.
+pub fn spawn_logged(
+    command: &mut tokio::process::Command,
+    binary: &Path,
+    log: std::fs::File,
+) -> anyhow::Result<tokio::process::Child> {
+    command
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))
 }
 
 /// Runs `test` in a fresh namespace named after `prefix`, then deletes the namespace. A

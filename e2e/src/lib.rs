@@ -8,7 +8,8 @@
 //! - [`nats`]: a NATS server a test owns, to stop and start;
 //! - [`dns`]: the DNS client of the tests and benches (hickory-proto, UDP and TCP);
 //! - [`dns_pod`]: a dns-pod run as a plain child process;
-//! - [`dns_fleet`]: dns-pod Pods and their Service, for the process kubelet;
+//! - [`dns_fleet`]: dns-pod Pods and their Service, for the process kubelet, and the
+//!   [`dns_fleet::Fleet`] fixture (NATS, operators, dns-pods) of the fleet tests;
 //! - [`tools`]: kubectl and helm, run as a user would.
 
 pub mod dns;

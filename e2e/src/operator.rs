@@ -2,7 +2,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Stdio,
     time::Duration,
 };
 
@@ -10,11 +9,12 @@ use anyhow::Context;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client,
-    api::{Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
 };
 use tokio::process::{Child, Command};
+use zonefleet_api::Zone;
 
-use crate::harness::{ClusterEnv, wait_until};
+use crate::harness::{ClusterEnv, spawn_logged, wait_until};
 
 /// The field manager tests apply manifests with, as `kubectl apply --server-side` would.
 pub const TEST_MANAGER: &str = "zonefleet-e2e";
@@ -29,6 +29,17 @@ pub fn target_dir() -> PathBuf {
         },
         PathBuf::from,
     )
+}
+
+/// The binary `name` built with `profile` (`debug`), or an error saying how to build it.
+pub fn built_binary(profile: &str, name: &str) -> anyhow::Result<PathBuf> {
+    let binary = target_dir().join(profile).join(name);
+    anyhow::ensure!(
+        binary.exists(),
+        "{} is missing: run `cargo build --workspace --bins`",
+        binary.display()
+    );
+    Ok(binary)
 }
 
 /// The repository root.
@@ -80,6 +91,32 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Deletes every Zone of `namespace` and waits (up to `timeout`) until the operator has let
+/// them go (their finalizers removed).
+pub async fn delete_zones(
+    client: &Client,
+    namespace: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let zones: Api<Zone> = Api::namespaced(client.clone(), namespace);
+    zones
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    wait_until(
+        &format!("the Zones of {namespace} to be gone"),
+        timeout,
+        || async {
+            Ok(zones
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        },
+    )
+    .await
+}
+
 /// An operator process, killed when dropped.
 #[derive(Debug)]
 pub struct OperatorProcess {
@@ -109,18 +146,14 @@ impl OperatorProcess {
     ) -> anyhow::Result<Self> {
         let profile =
             std::env::var("ZONEFLEET_OPERATOR_PROFILE").unwrap_or_else(|_| "debug".into());
-        let binary = target_dir().join(profile).join("zonefleet-operator");
-        anyhow::ensure!(
-            binary.exists(),
-            "{} is missing: run `cargo build --workspace --bins`",
-            binary.display()
-        );
+        let binary = built_binary(&profile, "zonefleet-operator")?;
         let logs = env.dir()?.join("logs");
         std::fs::create_dir_all(&logs)?;
         let log = logs.join(format!("operator-{lease_namespace}-{identity}.log"));
         let out = std::fs::File::create(&log)?;
         let metrics = free_local_port()?;
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .arg("--metrics-address")
             .arg(metrics.to_string())
             .env("KUBECONFIG", env.var("KUBECONFIG")?)
@@ -130,16 +163,10 @@ impl OperatorProcess {
                 "RUST_LOG",
                 std::env::var("ZONEFLEET_E2E_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
             )
-            .env("NO_COLOR", "1")
             // NATS only when the test asks for it (the runner's environment may name one).
             .env_remove("NATS_URL")
-            .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let child = spawn_logged(&mut command, &binary, out)?;
         Ok(Self {
             child,
             identity: identity.to_owned(),

@@ -2,35 +2,25 @@
 //! the EndpointSlices the real EndpointSlice controller writes; a pod frozen while changes
 //! are published, a pod fed a tampered snapshot, scaling, and a leader that dies.
 //!
-//! Each test owns a fleet: a NATS server, an operator, three dns-pods and a Zone they serve.
-//! The operators watch every namespace, so the tests of this file run one at a time.
+//! Each test owns a fleet (the fixture `zonefleet_e2e::dns_fleet::Fleet`): a NATS server, an
+//! operator, three dns-pods and a Zone they serve. The operators watch every namespace, so the
+//! tests of this file run one at a time.
 
 use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context, ensure};
 use async_nats::jetstream::object_store::ObjectMetadata;
 use hickory_proto::rr::RecordType;
-use k8s_openapi::api::{
-    core::v1::{Pod, Service},
-    events::v1::Event,
-};
-use kube::{
-    Api,
-    api::{DeleteParams, ListParams, PostParams},
-};
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
+use kube::api::DeleteParams;
+use nix::sys::signal::{Signal, kill};
 use serde_json::{Value, json};
 use tokio::{io::AsyncReadExt, sync::Mutex, time::Instant};
-use zonefleet_api::{Record, Zone};
+use zonefleet_api::Zone;
 use zonefleet_e2e::{
     dns,
-    dns_fleet::{self, DNS_PORT},
-    harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
-    nats::NatsServer,
-    operator::{OperatorProcess, apply, install_crds, record_manifest},
+    dns_fleet::{self, DNS_PORT, Fleet, FleetSpec},
+    harness::{events_about, wait_for_object, wait_until},
+    operator::{apply, record_manifest},
     tools::kubectl,
 };
 use zonefleet_nats::{Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, ResyncReply};
@@ -42,49 +32,25 @@ const PODS: [&str; 3] = ["dns-a", "dns-b", "dns-c"];
 const LEADER: &str = "fleet-a";
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
+const FLEET: FleetSpec = FleetSpec {
+    pods: &PODS,
+    operator: LEADER,
+    timeout: TIMEOUT,
+};
+
 fn record(name: &str, owner: &str, kind: &str, values: &[&str]) -> Value {
     record_manifest("fleet", name, owner, kind, values)
 }
 
-/// A test's fleet: its NATS server, its operators (the first one leads), three dns-pods
-/// behind the Service `dns`, and the Zone `fleet` (`fleet.example`) with the Records `www`
-/// (A) and `txt` (TXT at `info`).
-struct Fleet {
-    ns: TestNamespace,
-    nats: NatsServer,
-    prefix: String,
-    zones: Api<Zone>,
-    records: Api<Record>,
-    pods: Api<Pod>,
-    operators: Mutex<Vec<OperatorProcess>>,
-}
-
-impl Fleet {
-    /// Starts the fleet and waits until every pod serves the Zone (Synced 3/3).
-    async fn start(ns: TestNamespace) -> anyhow::Result<Self> {
-        install_crds(&ns.client).await?;
-        let nats = NatsServer::start(&ns.env, &ns.name).await?;
-        let prefix = format!("e2e-{}", ns.name);
-        let fleet = Self {
-            zones: Api::namespaced(ns.client.clone(), &ns.name),
-            records: Api::namespaced(ns.client.clone(), &ns.name),
-            pods: Api::namespaced(ns.client.clone(), &ns.name),
-            ns,
-            nats,
-            prefix,
-            operators: Mutex::default(),
-        };
-        let services: Api<Service> = Api::namespaced(fleet.ns.client.clone(), &fleet.ns.name);
-        services
-            .create(
-                &PostParams::default(),
-                &dns_fleet::dns_service("dns", "dns")?,
-            )
-            .await?;
-        fleet.start_operator(LEADER).await?;
-        for pod in PODS {
-            fleet.add_pod(pod).await?;
-        }
+/// Runs `test` on a fleet of its own (see [`FleetSpec`]: three dns-pods, the operator
+/// [`LEADER`]) once every pod serves the Zone `fleet` (`fleet.example`) with the Records
+/// `www` (A) and `txt` (TXT at `info`): Synced 3/3.
+async fn with_fleet<F, Fut>(prefix: &str, test: F)
+where
+    F: FnOnce(TestFleet) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    dns_fleet::with_fleet(&ONE_AT_A_TIME, prefix, FLEET, |fleet| async move {
         apply(&fleet.zones, &json!({
             "apiVersion": "dns.zonefleet.io/v1alpha1", "kind": "Zone",
             "metadata": {"name": "fleet"},
@@ -94,102 +60,25 @@ impl Fleet {
         .await?;
         apply(&fleet.records, &record("www", "www", "A", &["192.0.2.10"])).await?;
         apply(&fleet.records, &record("txt", "info", "TXT", &["\"one\""])).await?;
+        let fleet = TestFleet(fleet);
         fleet.wait_synced("3/3").await?;
-        Ok(fleet)
-    }
+        test(fleet).await
+    })
+    .await;
+}
 
-    /// Starts an operator with identity `identity`; it runs until the fleet is cleaned up
-    /// (or a test kills it).
-    async fn start_operator(&self, identity: &str) -> anyhow::Result<()> {
-        let operator = OperatorProcess::start_with(
-            &self.ns.env,
-            &self.ns.name,
-            identity,
-            &self.operator_env(),
-        )?;
-        self.operators.lock().await.push(operator);
-        Ok(())
-    }
+/// A test's [`Fleet`], with what the tests of this file ask of its Zone `fleet`.
+struct TestFleet(Arc<Fleet>);
 
-    /// Kills the operator `identity` at once, as a crash would.
-    async fn kill_operator(&self, identity: &str) -> anyhow::Result<()> {
-        let mut operators = self.operators.lock().await;
-        let operator = operators
-            .iter_mut()
-            .find(|o| o.identity == identity)
-            .with_context(|| format!("no operator {identity}"))?;
-        operator.kill().await
-    }
+impl std::ops::Deref for TestFleet {
+    type Target = Fleet;
 
-    /// Deletes the Zone while an operator still runs (its finalizer), then stops the
-    /// operators and NATS.
-    async fn clean_up(mut self) -> anyhow::Result<()> {
-        let deleted = async {
-            self.zones
-                .delete_collection(&DeleteParams::default(), &ListParams::default())
-                .await?;
-            wait_until("the Zones to be gone", TIMEOUT, || async {
-                Ok(self
-                    .zones
-                    .list(&ListParams::default())
-                    .await?
-                    .items
-                    .is_empty()
-                    .then_some(()))
-            })
-            .await
-        }
-        .await;
-        for operator in self.operators.get_mut().iter_mut() {
-            operator.terminate().await?;
-        }
-        self.nats.stop().await?;
-        deleted
+    fn deref(&self) -> &Fleet {
+        &self.0
     }
+}
 
-    fn operator_env(&self) -> Vec<(String, String)> {
-        let mut env = self.nats.client_env(&self.prefix);
-        env.push(("ZONEFLEET_DNS_SERVICE".into(), "dns".into()));
-        env.push(("ZONEFLEET_SWEEP_SECONDS".into(), "3".into()));
-        env.push(("ZONEFLEET_RESYNC_ATTEMPTS".into(), "3".into()));
-        env
-    }
-
-    async fn add_pod(&self, name: &str) -> anyhow::Result<()> {
-        let snapshot_dir = self
-            .ns
-            .env
-            .dir()?
-            .join("snapshots")
-            .join(&self.ns.name)
-            .join(name);
-        // A frozen pod must stay a ready endpoint for a while, so the checker sees it.
-        let pod = dns_fleet::dns_pod(
-            self.ns.env.var("ZONEFLEET_POD_LABEL")?,
-            name,
-            "dns",
-            &self.nats.client_env(&self.prefix),
-            &snapshot_dir,
-            60,
-        )?;
-        self.pods.create(&PostParams::default(), &pod).await?;
-        Ok(())
-    }
-
-    fn pid_of(&self, pod: &str) -> anyhow::Result<Pid> {
-        let pid = self.ns.container_pid(pod, "dns")?;
-        Ok(Pid::from_raw(i32::try_from(pid)?))
-    }
-
-    async fn pod_ip(&self, pod: &str) -> anyhow::Result<std::net::IpAddr> {
-        let pod = self.pods.get(pod).await?;
-        Ok(pod
-            .status
-            .and_then(|s| s.pod_ip)
-            .context("a pod address")?
-            .parse()?)
-    }
-
+impl TestFleet {
     /// Waits for the Zone's `servers` and `Synced` to show `summary` at the current serial.
     async fn wait_synced(&self, summary: &str) -> anyhow::Result<Zone> {
         wait_for_object(
@@ -217,6 +106,7 @@ impl Fleet {
         .await
     }
 
+    /// The Zone's serial.
     async fn serial(&self) -> anyhow::Result<u32> {
         Ok(self
             .zones
@@ -227,6 +117,7 @@ impl Fleet {
             .unwrap_or_default())
     }
 
+    /// Waits for a serial other than `serial`, and returns it.
     async fn wait_serial_after(&self, serial: u32) -> anyhow::Result<u32> {
         let zone = wait_for_object(&self.zones, "fleet", "a newer serial", TIMEOUT, |z| {
             z.status
@@ -238,37 +129,14 @@ impl Fleet {
         Ok(zone.status.and_then(|s| s.serial).unwrap_or_default())
     }
 
-    /// Events about the Zone, as `reason: note`.
-    async fn events(&self) -> anyhow::Result<Vec<String>> {
-        let events: Api<Event> = Api::namespaced(self.ns.client.clone(), &self.ns.name);
-        Ok(events
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.regarding
-                    .as_ref()
-                    .is_some_and(|r| r.kind.as_deref() == Some("Zone"))
-            })
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.reason.unwrap_or_default(),
-                    e.note.unwrap_or_default()
-                )
-            })
-            .collect())
-    }
-
+    /// Waits for an Event about the Zone with `reason` whose note names `pod`.
     async fn wait_event(&self, reason: &str, pod: &str) -> anyhow::Result<String> {
         let prefix = format!("{reason}: ");
         wait_until(
             &format!("a {reason} Event naming {pod}"),
             TIMEOUT,
             || async {
-                Ok(self
-                    .events()
+                Ok(events_about(&self.ns.client, &self.ns.name, "Zone", None)
                     .await?
                     .into_iter()
                     .find(|e| e.starts_with(&prefix) && e.contains(pod)))
@@ -276,36 +144,6 @@ impl Fleet {
         )
         .await
     }
-}
-
-/// Runs `test` on a fleet of its own, one test at a time, and cleans up also when it fails.
-async fn with_fleet<F, Fut>(prefix: &str, test: F)
-where
-    F: FnOnce(Arc<Fleet>) -> Fut + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let started = Instant::now();
-    with_test_namespace(prefix, |ns| async move {
-        let fleet = Arc::new(Fleet::start(ns).await?);
-        let outcome = test(fleet.clone()).await;
-        if outcome.is_err() {
-            let logs: Vec<String> = fleet
-                .operators
-                .lock()
-                .await
-                .iter()
-                .map(|o| o.log.display().to_string())
-                .collect();
-            eprintln!("the operators' logs: {logs:?}");
-        }
-        let fleet =
-            Arc::try_unwrap(fleet).map_err(|_| anyhow::anyhow!("the test kept its fleet"))?;
-        let cleanup = fleet.clean_up().await;
-        outcome.and(cleanup)
-    })
-    .await;
-    eprintln!("{prefix}: {:?}", started.elapsed());
 }
 
 /// A Zone and Records: Synced 3/3 in `kubectl get zones`, every Record Programmed.

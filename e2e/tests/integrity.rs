@@ -2,33 +2,18 @@
 //! namespaces), record values that round-trip to the pods or are refused with a reason,
 //! `Ready` and `Programmed` that mean served, and Events and metrics that say what happened.
 //!
-//! Each test owns a small fleet: a NATS server, an operator, and two dns-pods behind a
-//! Service. Every check of served data asks every pod (with the tests' DNS client; the TXT
-//! checks with `dig`, to see the strings as a real client shows them). The operators watch every
-//! namespace, so the tests of this file run one at a time.
+//! Each test owns a small fleet (the fixture `zonefleet_e2e::dns_fleet::Fleet`): a NATS
+//! server, an operator, and two dns-pods behind a Service. Every check of served data asks
+//! every pod (with the tests' DNS client; the TXT checks with `dig`, to see the strings as a
+//! real client shows them). The operators watch every namespace, so the tests of this file
+//! run one at a time.
 
-use std::{
-    collections::BTreeSet,
-    future::Future,
-    net::{IpAddr, SocketAddr},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeSet, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail, ensure};
 use hickory_proto::{op::ResponseCode, rr::RecordType};
-use k8s_openapi::{
-    api::{
-        core::v1::{Namespace, Pod, Service},
-        events::v1::Event,
-    },
-    apimachinery::pkg::apis::meta::v1::Condition,
-    jiff::Timestamp,
-};
-use kube::{
-    Api,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
-};
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp};
+use kube::Api;
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -38,11 +23,9 @@ use tokio::{sync::Mutex, time::Instant};
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
     dns::{self, Answer},
-    dns_fleet::{self, DNS_PORT},
-    harness::{TestNamespace, wait_for_object, wait_until, with_test_namespace},
-    nats::NatsServer,
-    operator::{OperatorProcess, apply, install_crds},
-    tools::kubectl,
+    dns_fleet::{self, Fleet, FleetSpec},
+    harness::{events_about, wait_for_object, wait_until},
+    operator::apply,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,6 +71,11 @@ fn record_condition<'a>(record: &'a Record, kind: &str) -> Option<&'a Condition>
         .status
         .as_ref()
         .and_then(|s| condition(&s.conditions, kind))
+}
+
+/// True if the condition has `status` and `reason` and its message contains `text`.
+fn says(condition: &Condition, status: &str, reason: &str, text: &str) -> bool {
+    condition.status == status && condition.reason == reason && condition.message.contains(text)
 }
 
 /// True if the condition `kind` has `status` (and, if given, `reason`).
@@ -179,141 +167,75 @@ fn txt_strings(line: &str) -> anyhow::Result<Vec<Vec<u8>>> {
     }
 }
 
-/// A test's fleet: its NATS server, operator, two dns-pods behind the Service `dns`, and
-/// any other namespaces it created.
-struct Fleet {
-    ns: TestNamespace,
-    nats: NatsServer,
-    prefix: String,
-    operator: Option<OperatorProcess>,
-    pods: Api<Pod>,
-    others: std::sync::Mutex<Vec<String>>,
+const FLEET: FleetSpec = FleetSpec {
+    pods: &PODS,
+    operator: "integrity",
+    timeout: TIMEOUT,
+};
+
+/// Runs `test` on a fleet of its own (see [`FleetSpec`]: two dns-pods, one operator), one
+/// test at a time.
+async fn with_fleet<F, Fut>(prefix: &str, test: F)
+where
+    F: FnOnce(TestFleet) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    dns_fleet::with_fleet(&ONE_AT_A_TIME, prefix, FLEET, |fleet| {
+        test(TestFleet(fleet))
+    })
+    .await;
 }
 
-impl Fleet {
-    fn operator_env(&self) -> Vec<(String, String)> {
-        let mut env = self.nats.client_env(&self.prefix);
-        env.push(("ZONEFLEET_DNS_SERVICE".into(), "dns".into()));
-        env.push(("ZONEFLEET_SWEEP_SECONDS".into(), "3".into()));
-        env.push(("ZONEFLEET_RESYNC_ATTEMPTS".into(), "3".into()));
-        env
+/// A pod, the line `dig +short` printed for a TXT question to it, and that line's
+/// character-strings.
+type DugTxt = (&'static str, Vec<String>, Vec<Vec<u8>>);
+
+/// A test's [`Fleet`], with what the tests of this file ask of every pod.
+struct TestFleet(Arc<Fleet>);
+
+impl std::ops::Deref for TestFleet {
+    type Target = Fleet;
+
+    fn deref(&self) -> &Fleet {
+        &self.0
+    }
+}
+
+impl TestFleet {
+    /// Applies the Record `name` (`owner kind values`) of the Zone `zone`, in the test's
+    /// namespace.
+    async fn apply_record(
+        &self,
+        name: &str,
+        zone: &str,
+        owner: &str,
+        kind: &str,
+        values: &[&str],
+    ) -> anyhow::Result<Record> {
+        let manifest = record_manifest(name, zone, owner, kind, values);
+        Ok(apply(&self.records, &manifest).await?)
     }
 
-    async fn start(ns: TestNamespace) -> anyhow::Result<Self> {
-        install_crds(&ns.client).await?;
-        let nats = NatsServer::start(&ns.env, &ns.name).await?;
-        let prefix = format!("e2e-{}", ns.name);
-        let mut fleet = Self {
-            pods: Api::namespaced(ns.client.clone(), &ns.name),
-            ns,
-            nats,
-            prefix,
-            operator: None,
-            others: std::sync::Mutex::default(),
-        };
-        let services: Api<Service> = fleet.api();
-        services
-            .create(
-                &PostParams::default(),
-                &dns_fleet::dns_service("dns", "dns")?,
-            )
-            .await?;
-        fleet.operator = Some(OperatorProcess::start_with(
-            &fleet.ns.env,
-            &fleet.ns.name,
-            "integrity",
-            &fleet.operator_env(),
-        )?);
+    /// What every pod answers for `name TXT` as `dig +short` prints it: one line (checked),
+    /// and its character-strings.
+    async fn dig_txt_all(&self, name: &str) -> anyhow::Result<Vec<DugTxt>> {
+        let mut answers = Vec::new();
         for pod in PODS {
-            fleet.add_pod(pod).await?;
+            let address = self.pod_address(pod).await?;
+            let lines = dig_short(address, name, "TXT").await?;
+            ensure!(lines.len() == 1, "{pod} answers {lines:?}");
+            let strings = txt_strings(&lines[0])?;
+            answers.push((pod, lines, strings));
         }
-        for pod in PODS {
-            wait_for_object(&fleet.pods, pod, "Ready", TIMEOUT, |p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
+        Ok(answers)
+    }
+
+    /// Sets `www A address` in the Zone `acme` (`acme.test`) and waits until every pod
+    /// serves it.
+    async fn serve_www(&self, address: &str) -> anyhow::Result<()> {
+        self.apply_record("www", "acme", "www", "A", &[address])
             .await?;
-        }
-        Ok(fleet)
-    }
-
-    async fn add_pod(&self, name: &str) -> anyhow::Result<()> {
-        let snapshot_dir = self
-            .ns
-            .env
-            .dir()?
-            .join("snapshots")
-            .join(&self.ns.name)
-            .join(name);
-        // A frozen pod must stay a ready endpoint for a while, so the checker sees it.
-        let pod = dns_fleet::dns_pod(
-            self.ns.env.var("ZONEFLEET_POD_LABEL")?,
-            name,
-            "dns",
-            &self.nats.client_env(&self.prefix),
-            &snapshot_dir,
-            60,
-        )?;
-        self.pods.create(&PostParams::default(), &pod).await?;
-        Ok(())
-    }
-
-    /// An API of the test's own namespace.
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-        <K as kube::Resource>::DynamicType: Default,
-    {
-        Api::namespaced(self.ns.client.clone(), &self.ns.name)
-    }
-
-    fn api_in<K>(&self, namespace: &str) -> Api<K>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-        <K as kube::Resource>::DynamicType: Default,
-    {
-        Api::namespaced(self.ns.client.clone(), namespace)
-    }
-
-    /// Creates another namespace, deleted (with its Zones) when the test ends.
-    async fn other_namespace(&self, prefix: &str) -> anyhow::Result<String> {
-        let namespaces: Api<Namespace> = Api::all(self.ns.client.clone());
-        let created = namespaces
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta {
-                        generate_name: Some(format!("e2e-integrity-{prefix}-")),
-                        labels: Some([("zonefleet.io/e2e".to_owned(), "true".to_owned())].into()),
-                        ..ObjectMeta::default()
-                    },
-                    ..Namespace::default()
-                },
-            )
-            .await?;
-        let name = created.metadata.name.context("a generated name")?;
-        self.others
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .push(name.clone());
-        Ok(name)
-    }
-
-    fn pid_of(&self, pod: &str) -> anyhow::Result<Pid> {
-        let pid = self.ns.container_pid(pod, "dns")?;
-        Ok(Pid::from_raw(i32::try_from(pid)?))
-    }
-
-    async fn pod_address(&self, pod: &str) -> anyhow::Result<SocketAddr> {
-        let pod = self.pods.get(pod).await?;
-        let ip: IpAddr = pod
-            .status
-            .and_then(|s| s.pod_ip)
-            .context("a pod address")?
-            .parse()?;
-        Ok(SocketAddr::new(ip, DNS_PORT))
+        self.wait_served("www.acme.test", "A", &[address]).await
     }
 
     /// What every pod answers, by pod.
@@ -383,23 +305,6 @@ impl Fleet {
         serials.pop_first().context("a serial")
     }
 
-    async fn wait_zone_in(
-        &self,
-        namespace: &str,
-        name: &str,
-        what: &str,
-        ok: impl Fn(&Zone) -> bool,
-    ) -> anyhow::Result<Zone> {
-        wait_for_object(&self.api_in::<Zone>(namespace), name, what, TIMEOUT, ok).await
-    }
-
-    /// The Zone `acme` (`acme.test`) with `www A 192.0.2.10`, once Ready and served by
-    /// every pod.
-    async fn acme_with_www(&self) -> anyhow::Result<Zone> {
-        self.zone_with_a("acme", "acme.test", "www", "192.0.2.10")
-            .await
-    }
-
     /// A Zone `name` for `domain` in the test's namespace with one Record (named as its
     /// owner) `owner A address`, once Ready and served by every pod.
     async fn zone_with_a(
@@ -409,162 +314,43 @@ impl Fleet {
         owner: &str,
         address: &str,
     ) -> anyhow::Result<Zone> {
-        let zones: Api<Zone> = self.api();
-        let records: Api<Record> = self.api();
-        apply(&zones, &zone_manifest(name, domain, json!({}))).await?;
-        apply(
-            &records,
-            &record_manifest(owner, name, owner, "A", &[address]),
-        )
-        .await?;
+        apply(&self.zones, &zone_manifest(name, domain, json!({}))).await?;
+        self.apply_record(owner, name, owner, "A", &[address])
+            .await?;
         let zone = self.wait_zone(name, "Ready", zone_ready).await?;
         self.wait_served(&format!("{owner}.{domain}"), "A", &[address])
             .await?;
         Ok(zone)
     }
 
-    async fn wait_zone(
-        &self,
-        name: &str,
-        what: &str,
-        ok: impl Fn(&Zone) -> bool,
-    ) -> anyhow::Result<Zone> {
-        self.wait_zone_in(&self.ns.name, name, what, ok).await
+    /// The Zone `acme` (`acme.test`) with `www A 192.0.2.10`, once Ready and served by
+    /// every pod.
+    async fn acme_with_www(&self) -> anyhow::Result<Zone> {
+        self.zone_with_a("acme", "acme.test", "www", "192.0.2.10")
+            .await
     }
+}
 
-    async fn wait_record_in(
-        &self,
-        namespace: &str,
-        name: &str,
-        what: &str,
-        ok: impl Fn(&Record) -> bool,
-    ) -> anyhow::Result<Record> {
-        wait_for_object(&self.api_in::<Record>(namespace), name, what, TIMEOUT, ok).await
-    }
+/// Another namespace (`e2e-integrity-b-…`, deleted with the fleet) and its Zone and Record
+/// APIs.
+async fn namespace_b(fleet: &Fleet) -> anyhow::Result<(String, Api<Zone>, Api<Record>)> {
+    let b = fleet.other_namespace("e2e-integrity-b-").await?;
+    Ok((b.clone(), fleet.api_in(&b), fleet.api_in(&b)))
+}
 
-    async fn wait_record(
-        &self,
-        name: &str,
-        what: &str,
-        ok: impl Fn(&Record) -> bool,
-    ) -> anyhow::Result<Record> {
-        self.wait_record_in(&self.ns.name, name, what, ok).await
-    }
-
-    /// Deletes a Zone and waits until it is gone (its finalizer removed).
-    async fn delete_zone_in(&self, namespace: &str, name: &str) -> anyhow::Result<()> {
-        let zones: Api<Zone> = self.api_in(namespace);
-        zones.delete(name, &DeleteParams::default()).await?;
-        wait_until(
-            &format!("Zone {namespace}/{name} to be gone"),
-            TIMEOUT,
-            || async { Ok(zones.get_opt(name).await?.is_none().then_some(())) },
-        )
-        .await
-    }
-
-    /// Events about a Zone of the test's namespace, as `reason: note`.
-    async fn zone_events(&self, zone: &str) -> anyhow::Result<Vec<String>> {
-        let events: Api<Event> = self.api();
-        Ok(events
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.regarding.as_ref().is_some_and(|r| {
-                    r.kind.as_deref() == Some("Zone") && r.name.as_deref() == Some(zone)
-                })
-            })
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.reason.unwrap_or_default(),
-                    e.note.unwrap_or_default()
-                )
-            })
-            .collect())
-    }
-
-    /// The operator's `/metrics`.
-    async fn metrics(&self) -> anyhow::Result<String> {
-        let address = self.operator.as_ref().context("the operator")?.metrics;
-        let response =
-            zonefleet_e2e::http::request("GET", address, "/metrics", Duration::from_secs(5))
-                .await?;
-        ensure!(response.status == 200, "GET /metrics: {}", response.status);
-        Ok(response.body)
-    }
-
-    /// `kubectl wait --for=condition=<condition> <object> --timeout=<timeout>` in the test's
-    /// namespace: whether it succeeded, and what it printed.
-    fn kubectl_wait(
-        &self,
-        object: &str,
-        condition: &str,
-        timeout: &str,
-    ) -> anyhow::Result<(bool, String)> {
-        let output = kubectl(&self.ns)?
-            .args(["wait", "-n", &self.ns.name, object])
-            .arg(format!("--for=condition={condition}"))
-            .arg(format!("--timeout={timeout}"))
-            .output()?;
-        Ok((
-            output.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        ))
-    }
-
-    /// Deletes the Zones of every namespace the test used while the operator still runs (so
-    /// their finalizers go), then the other namespaces, then stops what the test started.
-    async fn clean_up(mut self) -> anyhow::Result<()> {
-        let mut namespaces = vec![self.ns.name.clone()];
-        namespaces.extend(
-            self.others
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?
-                .clone(),
-        );
-        let mut outcome = Ok(());
-        for namespace in &namespaces {
-            let zones: Api<Zone> = self.api_in(namespace);
-            let deleted = async {
-                zones
-                    .delete_collection(&DeleteParams::default(), &ListParams::default())
-                    .await?;
-                wait_until(
-                    &format!("the Zones of {namespace} to be gone"),
-                    TIMEOUT,
-                    || async {
-                        Ok(zones
-                            .list(&ListParams::default())
-                            .await?
-                            .items
-                            .is_empty()
-                            .then_some(()))
-                    },
-                )
-                .await
-            }
-            .await;
-            outcome = outcome.and(deleted);
-        }
-        let all: Api<Namespace> = Api::all(self.ns.client.clone());
-        for namespace in &namespaces[1..] {
-            if let Err(e) = all.delete(namespace, &DeleteParams::default()).await {
-                eprintln!("could not delete namespace {namespace}: {e}");
-            }
-        }
-        if let Some(mut operator) = self.operator.take() {
-            operator.terminate().await?;
-        }
-        self.nats.stop().await?;
-        outcome
-    }
+/// Applies the Zone `intruder` for `domain`, with `www A 203.0.113.66`.
+async fn apply_intruder(
+    zones: &Api<Zone>,
+    records: &Api<Record>,
+    domain: &str,
+) -> anyhow::Result<()> {
+    apply(zones, &zone_manifest("intruder", domain, json!({}))).await?;
+    apply(
+        records,
+        &record_manifest("www", "intruder", "www", "A", &["203.0.113.66"]),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Checks `check` again and again for `period`; fails at the first failure.
@@ -583,41 +369,13 @@ where
     }
 }
 
-/// Runs `test` on a fleet of its own, one test at a time, and cleans up also when it fails.
-async fn with_fleet<F, Fut>(prefix: &str, test: F)
-where
-    F: FnOnce(Arc<Fleet>) -> Fut + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let started = Instant::now();
-    with_test_namespace(prefix, |ns| async move {
-        let fleet = Arc::new(Fleet::start(ns).await?);
-        let outcome = test(fleet.clone()).await;
-        if outcome.is_err() {
-            let log = fleet.operator.as_ref().map(|o| o.log.display().to_string());
-            eprintln!("the operator's log: {log:?}");
-        }
-        let fleet =
-            Arc::try_unwrap(fleet).map_err(|_| anyhow::anyhow!("the test kept its fleet"))?;
-        let cleanup = fleet.clean_up().await;
-        outcome.and(cleanup)
-    })
-    .await;
-    eprintln!("{prefix}: {:?}", started.elapsed());
-}
-
 /// 1. A second Zone for a domain cannot take it over, deleting it does not take the domain
 ///    down, and a rename (create the new Zone, delete the old) hands over within seconds.
 #[tokio::test]
 async fn takeover_and_lasting_outage_are_gone() {
     with_fleet("takeover", |fleet| async move {
         let a = fleet.ns.name.clone();
-        let b = fleet.other_namespace("b").await?;
-        let zones_a: Api<Zone> = fleet.api();
-        let records_a: Api<Record> = fleet.api();
-        let zones_b: Api<Zone> = fleet.api_in(&b);
-        let records_b: Api<Record> = fleet.api_in(&b);
+        let (b, zones_b, records_b) = namespace_b(&fleet).await?;
 
         fleet
             .zone_with_a("owner", "owned.test", "www", "192.0.2.10")
@@ -626,21 +384,12 @@ async fn takeover_and_lasting_outage_are_gone() {
         // B's Zone for the same domain (other case), in a later second than A's (a
         // creationTimestamp has whole seconds; the same second is the next test's case):
         // refused, naming A's.
-        let created = created_second(&zones_a.get("owner").await?)?;
+        let created = created_second(&fleet.zones.get("owner").await?)?;
         wait_until("a second after owner's creation", TIMEOUT, || async {
             Ok((Timestamp::now().as_second() > created).then_some(()))
         })
         .await?;
-        apply(
-            &zones_b,
-            &zone_manifest("intruder", "OWNED.Test", json!({})),
-        )
-        .await?;
-        apply(
-            &records_b,
-            &record_manifest("www", "intruder", "www", "A", &["203.0.113.66"]),
-        )
-        .await?;
+        apply_intruder(&zones_b, &records_b, "OWNED.Test").await?;
         let owner_key = format!("{a}/owner");
         let refused = fleet
             .wait_zone_in(
@@ -648,11 +397,8 @@ async fn takeover_and_lasting_outage_are_gone() {
                 "intruder",
                 "Ready=False DomainConflict naming A's Zone",
                 |z| {
-                    zone_condition(z, "Ready").is_some_and(|c| {
-                        c.status == "False"
-                            && c.reason == "DomainConflict"
-                            && c.message.contains(&owner_key)
-                    })
+                    zone_condition(z, "Ready")
+                        .is_some_and(|c| says(c, "False", "DomainConflict", &owner_key))
                 },
             )
             .await?;
@@ -676,7 +422,7 @@ async fn takeover_and_lasting_outage_are_gone() {
                 Duration::from_secs(5),
             )
             .await?;
-        let owner = zones_a.get("owner").await?;
+        let owner = fleet.zones.get("owner").await?;
         ensure!(
             zone_has(&owner, "Ready", "True", None),
             "owner after the intruder went: {:?}",
@@ -686,12 +432,14 @@ async fn takeover_and_lasting_outage_are_gone() {
         ensure!(fleet.served_serial("owned.test").await? == last_serial);
 
         // An Argo-style rename: the new Zone first, then the old one goes.
-        apply(&zones_a, &zone_manifest("renamed", "owned.test", json!({}))).await?;
         apply(
-            &records_a,
-            &record_manifest("www-renamed", "renamed", "www", "A", &["192.0.2.20"]),
+            &fleet.zones,
+            &zone_manifest("renamed", "owned.test", json!({})),
         )
         .await?;
+        fleet
+            .apply_record("www-renamed", "renamed", "www", "A", &["192.0.2.20"])
+            .await?;
         fleet
             .wait_zone(
                 "renamed",
@@ -699,7 +447,7 @@ async fn takeover_and_lasting_outage_are_gone() {
                 |z| zone_has(z, "Ready", "False", Some("DomainConflict")),
             )
             .await?;
-        let last_serial = serial_of(&zones_a.get("owner").await?).context("owner's serial")?;
+        let last_serial = serial_of(&fleet.zones.get("owner").await?).context("owner's serial")?;
         let deleted = Instant::now();
         fleet.delete_zone_in(&a, "owner").await?;
         let renamed = fleet.wait_zone("renamed", "Ready", zone_ready).await?;
@@ -731,15 +479,11 @@ async fn takeover_and_lasting_outage_are_gone() {
 async fn a_zone_created_in_the_same_second_does_not_take_over() {
     with_fleet("tie", |fleet| async move {
         let a = fleet.ns.name.clone();
-        let b = fleet.other_namespace("b").await?;
+        let (b, zones_b, records_b) = namespace_b(&fleet).await?;
         ensure!(
             b < a,
             "namespace {b} should sort before {a}, the tie-break that matters"
         );
-        let zones_a: Api<Zone> = fleet.api();
-        let records_a: Api<Record> = fleet.api();
-        let zones_b: Api<Zone> = fleet.api_in(&b);
-        let records_b: Api<Record> = fleet.api_in(&b);
         // Early in a second, so that the owner is served and the intruder created before it
         // ends; a few domains, in case the fleet is slow once.
         for attempt in 1..=3 {
@@ -750,20 +494,13 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
                 Ok((Timestamp::now().subsec_millisecond() < 100).then_some(()))
             })
             .await?;
-            apply(&zones_a, &zone_manifest(&name, &domain, json!({}))).await?;
-            apply(
-                &records_a,
-                &record_manifest(&format!("www{attempt}"), &name, "www", "A", &["192.0.2.10"]),
-            )
-            .await?;
+            apply(&fleet.zones, &zone_manifest(&name, &domain, json!({}))).await?;
+            fleet
+                .apply_record(&format!("www{attempt}"), &name, "www", "A", &["192.0.2.10"])
+                .await?;
             fleet.wait_served(&www, "A", &["192.0.2.10"]).await?;
-            apply(&zones_b, &zone_manifest("intruder", &domain, json!({}))).await?;
-            apply(
-                &records_b,
-                &record_manifest("www", "intruder", "www", "A", &["203.0.113.66"]),
-            )
-            .await?;
-            let owner = created_second(&zones_a.get(&name).await?)?;
+            apply_intruder(&zones_b, &records_b, &domain).await?;
+            let owner = created_second(&fleet.zones.get(&name).await?)?;
             let intruder = created_second(&zones_b.get("intruder").await?)?;
             if owner != intruder {
                 eprintln!("attempt {attempt}: created in seconds {owner} and {intruder}");
@@ -798,7 +535,7 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
             fleet
                 .keeps_serving(&www, "A", &["192.0.2.10"], Duration::from_secs(3))
                 .await?;
-            let owner = zones_a.get(&name).await?;
+            let owner = fleet.zones.get(&name).await?;
             ensure!(
                 zone_has(&owner, "Ready", "True", None),
                 "{name}: {:?}",
@@ -816,10 +553,7 @@ async fn a_zone_created_in_the_same_second_does_not_take_over() {
 #[tokio::test]
 async fn a_child_zone_in_another_namespace_needs_a_delegation() {
     with_fleet("child", |fleet| async move {
-        let b = fleet.other_namespace("b").await?;
-        let zones_a: Api<Zone> = fleet.api();
-        let zones_b: Api<Zone> = fleet.api_in(&b);
-        let records_b: Api<Record> = fleet.api_in(&b);
+        let (b, zones_b, records_b) = namespace_b(&fleet).await?;
 
         fleet
             .zone_with_a("acme", "acme.test", "mx1", "192.0.2.1")
@@ -841,7 +575,7 @@ async fn a_child_zone_in_another_namespace_needs_a_delegation() {
             .await?;
 
         apply(
-            &zones_a,
+            &fleet.zones,
             &zone_manifest(
                 "acme",
                 "acme.test",
@@ -869,11 +603,8 @@ async fn a_child_zone_in_another_namespace_needs_a_delegation() {
                 "mx1",
                 "Accepted=False Occluded naming the child Zone",
                 |r| {
-                    record_condition(r, "Accepted").is_some_and(|c| {
-                        c.status == "False"
-                            && c.reason == "Occluded"
-                            && c.message.contains(&child_key)
-                    })
+                    record_condition(r, "Accepted")
+                        .is_some_and(|c| says(c, "False", "Occluded", &child_key))
                 },
             )
             .await?;
@@ -888,8 +619,6 @@ async fn a_child_zone_in_another_namespace_needs_a_delegation() {
 #[tokio::test]
 async fn a_long_txt_value_is_split_and_served() {
     with_fleet("longtxt", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
         let key: String = (0..582)
             .map(|i| {
                 char::from(
@@ -899,28 +628,20 @@ async fn a_long_txt_value_is_split_and_served() {
             .collect();
         let value = format!("v=DKIM1; k=rsa; p={key}");
         ensure!(value.len() == 600);
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
-        )
-        .await?;
-        apply(
-            &records,
-            &record_manifest("dkim", "acme", "sel._domainkey", "TXT", &[&value]),
-        )
-        .await?;
+        apply(&fleet.zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        fleet
+            .apply_record("www", "acme", "www", "A", &["192.0.2.10"])
+            .await?;
+        fleet
+            .apply_record("dkim", "acme", "sel._domainkey", "TXT", &[&value])
+            .await?;
         fleet
             .wait_record("dkim", "Accepted=True and Ready=True", |r| {
                 record_has(r, "Accepted", "True", None) && record_has(r, "Ready", "True", None)
             })
             .await?;
         fleet.wait_zone("acme", "Ready", zone_ready).await?;
-        for pod in PODS {
-            let address = fleet.pod_address(pod).await?;
-            let lines = dig_short(address, "sel._domainkey.acme.test", "TXT").await?;
-            ensure!(lines.len() == 1, "{pod} answers {lines:?}");
-            let strings = txt_strings(&lines[0])?;
+        for (pod, lines, strings) in fleet.dig_txt_all("sel._domainkey.acme.test").await? {
             let lengths: Vec<usize> = strings.iter().map(Vec::len).collect();
             ensure!(
                 lengths == [255, 255, 90],
@@ -928,14 +649,7 @@ async fn a_long_txt_value_is_split_and_served() {
             );
             ensure!(strings.concat() == value.as_bytes(), "{pod}: {lines:?}");
         }
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
-        )
-        .await?;
-        fleet
-            .wait_served("www.acme.test", "A", &["192.0.2.11"])
-            .await?;
+        fleet.serve_www("192.0.2.11").await?;
         fleet.wait_zone("acme", "Ready", zone_ready).await?;
         Ok(())
     })
@@ -947,24 +661,16 @@ async fn a_long_txt_value_is_split_and_served() {
 #[tokio::test]
 async fn an_invalid_caa_is_refused_and_the_zone_goes_on() {
     with_fleet("caa", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.10"]),
-        )
-        .await?;
-        apply(
-            &records,
-            &record_manifest("caa-bad", "acme", "bad", "CAA", &["0 bogus-tag \"x\""]),
-        )
-        .await?;
-        apply(
-            &records,
-            &record_manifest("caa", "acme", "@", "CAA", &["0 issue \"letsencrypt.org\""]),
-        )
-        .await?;
+        apply(&fleet.zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        fleet
+            .apply_record("www", "acme", "www", "A", &["192.0.2.10"])
+            .await?;
+        fleet
+            .apply_record("caa-bad", "acme", "bad", "CAA", &["0 bogus-tag \"x\""])
+            .await?;
+        fleet
+            .apply_record("caa", "acme", "@", "CAA", &["0 issue \"letsencrypt.org\""])
+            .await?;
         let bad = fleet
             .wait_record("caa-bad", "Accepted=False InvalidRData", |r| {
                 record_has(r, "Accepted", "False", Some("InvalidRData"))
@@ -989,14 +695,7 @@ async fn an_invalid_caa_is_refused_and_the_zone_goes_on() {
                 "{pod} serves the invalid CAA: {answer:?}"
             );
         }
-        apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
-        )
-        .await?;
-        fleet
-            .wait_served("www.acme.test", "A", &["192.0.2.11"])
-            .await?;
+        fleet.serve_www("192.0.2.11").await?;
         Ok(())
     })
     .await;
@@ -1006,20 +705,14 @@ async fn an_invalid_caa_is_refused_and_the_zone_goes_on() {
 #[tokio::test]
 async fn unquoted_txt_is_one_string_and_ambiguous_names_are_refused() {
     with_fleet("names", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
         let spf = "v=spf1 include:_spf.example.net ~all";
-        apply(&zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
-        apply(
-            &records,
-            &record_manifest("api", "acme", "api.acme.test", "A", &["192.0.2.7"]),
-        )
-        .await?;
-        apply(
-            &records,
-            &record_manifest("spf", "acme", "@", "TXT", &[spf]),
-        )
-        .await?;
+        apply(&fleet.zones, &zone_manifest("acme", "acme.test", json!({}))).await?;
+        fleet
+            .apply_record("api", "acme", "api.acme.test", "A", &["192.0.2.7"])
+            .await?;
+        fleet
+            .apply_record("spf", "acme", "@", "TXT", &[spf])
+            .await?;
         fleet
             .wait_record("api", "Accepted=False AmbiguousName", |r| {
                 record_has(r, "Accepted", "False", Some("AmbiguousName"))
@@ -1029,11 +722,7 @@ async fn unquoted_txt_is_one_string_and_ambiguous_names_are_refused() {
             .wait_record("spf", "Ready", |r| record_has(r, "Ready", "True", None))
             .await?;
         fleet.wait_zone("acme", "Ready", zone_ready).await?;
-        for pod in PODS {
-            let address = fleet.pod_address(pod).await?;
-            let lines = dig_short(address, "acme.test", "TXT").await?;
-            ensure!(lines.len() == 1, "{pod} answers {lines:?}");
-            let strings = txt_strings(&lines[0])?;
+        for (pod, lines, strings) in fleet.dig_txt_all("acme.test").await? {
             ensure!(strings == [spf.as_bytes()], "{pod} answers {lines:?}");
         }
         for (pod, answer) in fleet.ask_all("api.acme.test.acme.test.", "A").await? {
@@ -1057,8 +746,6 @@ async fn unquoted_txt_is_one_string_and_ambiguous_names_are_refused() {
 #[tokio::test]
 async fn ready_means_served_by_every_pod() {
     with_fleet("frozenpod", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
         let zone = fleet.acme_with_www().await?;
         let before = serial_of(&zone).context("a serial")?;
 
@@ -1067,11 +754,9 @@ async fn ready_means_served_by_every_pod() {
         let live_address = fleet.pod_address("dns-a").await?;
         kill(frozen, Signal::SIGSTOP)?;
         let outcome = async {
-            apply(
-                &records,
-                &record_manifest("www", "acme", "www", "A", &["192.0.2.99"]),
-            )
-            .await?;
+            fleet
+                .apply_record("www", "acme", "www", "A", &["192.0.2.99"])
+                .await?;
             let zone = fleet
                 .wait_zone("acme", "a new serial, not Ready", |z| {
                     serial_of(z).is_some_and(|s| s != before)
@@ -1101,7 +786,7 @@ async fn ready_means_served_by_every_pod() {
                 !ok,
                 "kubectl wait --for=condition=Ready succeeded with dns-b frozen: {output}"
             );
-            let zone = zones.get("acme").await?;
+            let zone = fleet.zones.get("acme").await?;
             ensure!(
                 !zone_has(&zone, "Ready", "True", None),
                 "Ready with dns-b frozen: {:?}",
@@ -1129,8 +814,6 @@ async fn ready_means_served_by_every_pod() {
 #[tokio::test]
 async fn ready_is_not_claimed_while_nats_is_frozen() {
     with_fleet("frozennats", |fleet| async move {
-        let zones: Api<Zone> = fleet.api();
-        let records: Api<Record> = fleet.api();
         let zone = fleet.acme_with_www().await?;
         let before = serial_of(&zone).context("a serial")?;
         let old_message = format!("serve serial {before}");
@@ -1141,18 +824,16 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
         kill(nats, Signal::SIGSTOP)?;
         let frozen_at = Instant::now();
         let outcome = async {
-            apply(
-                &records,
-                &record_manifest("www", "acme", "www", "A", &["192.0.2.99"]),
-            )
-            .await?;
+            fleet
+                .apply_record("www", "acme", "www", "A", &["192.0.2.99"])
+                .await?;
             // The new version is announced before it is published: Ready goes False at
             // once, not when the publish gives up.
             let zone = wait_until(
                 "Ready=False (PublishFailed or Progressing) within 5 s",
                 Duration::from_secs(5),
                 || async {
-                    let zone = zones.get("acme").await?;
+                    let zone = fleet.zones.get("acme").await?;
                     let ready = zone_condition(&zone, "Ready").context("Ready")?;
                     // Ready=True may only speak of the version the pods serve.
                     ensure!(
@@ -1175,7 +856,7 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
                 .served_now("www.acme.test", "A", &["192.0.2.10"])
                 .await?;
             let failed = wait_until("Ready=False, PublishFailed", TIMEOUT, || async {
-                let zone = zones.get("acme").await?;
+                let zone = fleet.zones.get("acme").await?;
                 let ready = zone_condition(&zone, "Ready").context("Ready")?;
                 ensure!(
                     ready.status != "True",
@@ -1197,7 +878,7 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
         outcome?;
         let thawed = Instant::now();
         let zone = wait_for_object(
-            &zones,
+            &fleet.zones,
             "acme",
             "Ready at a newer serial",
             Duration::from_secs(60),
@@ -1221,7 +902,6 @@ async fn ready_is_not_claimed_while_nats_is_frozen() {
 #[tokio::test]
 async fn programmed_is_current() {
     with_fleet("programmed", |fleet| async move {
-        let records: Api<Record> = fleet.api();
         fleet.acme_with_www().await?;
         fleet
             .wait_record("www", "Programmed", |r| {
@@ -1229,11 +909,9 @@ async fn programmed_is_current() {
             })
             .await?;
 
-        let updated = apply(
-            &records,
-            &record_manifest("www", "acme", "www", "A", &["192.0.2.11"]),
-        )
-        .await?;
+        let updated = fleet
+            .apply_record("www", "acme", "www", "A", &["192.0.2.11"])
+            .await?;
         ensure!(
             updated.metadata.generation == Some(2),
             "generation {:?}",
@@ -1241,7 +919,7 @@ async fn programmed_is_current() {
         );
         let (ok, output) = fleet.kubectl_wait("record/www", "Programmed", "60s")?;
         ensure!(ok, "kubectl wait --for=condition=Programmed: {output}");
-        let record = records.get("www").await?;
+        let record = fleet.records.get("www").await?;
         let programmed = record_condition(&record, "Programmed").context("Programmed")?;
         ensure!(
             programmed.status == "True" && programmed.observed_generation == Some(2),
@@ -1274,15 +952,12 @@ async fn programmed_is_current() {
 #[tokio::test]
 async fn events_and_metrics_say_what_happened() {
     with_fleet("events", |fleet| async move {
-        let records: Api<Record> = fleet.api();
         let zone = fleet.acme_with_www().await?;
         let mut serials = vec![serial_of(&zone).context("a serial")?];
         for address in ["192.0.2.11", "192.0.2.12", "192.0.2.13"] {
-            apply(
-                &records,
-                &record_manifest("www", "acme", "www", "A", &[address]),
-            )
-            .await?;
+            fleet
+                .apply_record("www", "acme", "www", "A", &[address])
+                .await?;
             let last = *serials.last().context("a serial")?;
             let zone = fleet
                 .wait_zone("acme", "Ready at a new serial", |z| {
@@ -1293,7 +968,8 @@ async fn events_and_metrics_say_what_happened() {
             serials.push(serial_of(&zone).context("a serial")?);
         }
         let events = wait_until("a Published Event for each serial", TIMEOUT, || async {
-            let events = fleet.zone_events("acme").await?;
+            let events =
+                events_about(&fleet.ns.client, &fleet.ns.name, "Zone", Some("acme")).await?;
             let all = serials.iter().all(|serial| {
                 let prefix = format!("Published: serial {serial} with ");
                 events

@@ -7,19 +7,21 @@ use std::{process::Command, time::Duration};
 
 use anyhow::{Context, bail, ensure};
 use k8s_openapi::{
-    api::{coordination::v1::Lease, core::v1::Namespace, events::v1::Event},
+    api::{coordination::v1::Lease, core::v1::Namespace},
     apimachinery::pkg::apis::meta::v1::Condition,
 };
 use kube::{
-    Api, Client,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    Api,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use zonefleet_api::{Record, Zone};
 use zonefleet_e2e::{
-    harness::{ClusterEnv, TestNamespace, wait_for_object, wait_until, with_test_namespace},
-    operator::{OperatorProcess, apply, install_crds},
+    harness::{
+        ClusterEnv, TestNamespace, events_about, wait_for_object, wait_until, with_test_namespace,
+    },
+    operator::{OperatorProcess, apply, delete_zones, install_crds},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,48 +91,27 @@ async fn wait_for_record(
     wait_for_object(records, name, what, TIMEOUT, ok).await
 }
 
-/// Events about an object in a namespace, as `reason: note`.
-async fn events_about(
-    client: &Client,
-    namespace: &str,
-    kind: &str,
-    name: &str,
-) -> anyhow::Result<Vec<String>> {
-    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
-    Ok(events
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding
-                .as_ref()
-                .is_some_and(|r| r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name))
-        })
-        .map(|e| {
-            format!(
-                "{}: {}",
-                e.reason.unwrap_or_default(),
-                e.note.unwrap_or_default()
-            )
-        })
-        .collect())
+/// The Zone and Record APIs of the test's namespace, once the Zone `example`
+/// (`example.com`) is applied.
+async fn example_zone(ns: &TestNamespace) -> anyhow::Result<(Api<Zone>, Api<Record>)> {
+    let zones: Api<Zone> = ns.api();
+    apply(&zones, &zone_manifest("example", "example.com", json!({}))).await?;
+    Ok((zones, ns.api()))
 }
 
-/// Deletes every Zone of the namespace and waits until the operator has let them go.
-async fn delete_zones(ns: &TestNamespace) -> anyhow::Result<()> {
-    let zones: Api<Zone> = Api::namespaced(ns.client.clone(), &ns.name);
-    zones
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await?;
-    wait_until("the test's zones to be gone", TIMEOUT, || async {
-        Ok(zones
-            .list(&ListParams::default())
-            .await?
-            .items
-            .is_empty()
-            .then_some(()))
-    })
+/// Applies the Record `name`, `owner kind values`, of the Zone `example`.
+async fn apply_example_record(
+    records: &Api<Record>,
+    name: &str,
+    owner: &str,
+    kind: &str,
+    values: &[&str],
+) -> kube::Result<Record> {
+    let zone_ref = json!({"name": "example"});
+    apply(
+        records,
+        &record_manifest(name, zone_ref, owner, kind, values),
+    )
     .await
 }
 
@@ -145,7 +126,7 @@ where
         install_crds(&ns.client).await?;
         let operator = OperatorProcess::start(&ns.env, &ns.name, "operator-0")?;
         let outcome = test(ns.clone()).await;
-        let cleanup = delete_zones(&ns).await;
+        let cleanup = delete_zones(&ns.client, &ns.name, TIMEOUT).await;
         drop(operator);
         outcome.and(cleanup)
     })
@@ -176,8 +157,8 @@ async fn the_api_server_rejects_invalid_manifests_with_clear_messages() {
     let _turn = ONE_AT_A_TIME.lock().await;
     with_test_namespace("invalid", |ns| async move {
         install_crds(&ns.client).await?;
-        let zones: Api<Zone> = Api::namespaced(ns.client.clone(), &ns.name);
-        let records: Api<Record> = Api::namespaced(ns.client.clone(), &ns.name);
+        let zones: Api<Zone> = ns.api();
+        let records: Api<Record> = ns.api();
         let rejected = |result: kube::Result<_>, expect: &[&str]| -> anyhow::Result<()> {
             match result {
                 Err(kube::Error::Api(status)) => {
@@ -216,31 +197,10 @@ async fn the_api_server_rejects_invalid_manifests_with_clear_messages() {
 #[tokio::test]
 async fn a_zone_is_assembled_versioned_and_reported() {
     with_operator("zone", |ns| async move {
-        let zones: Api<Zone> = Api::namespaced(ns.client.clone(), &ns.name);
-        let records: Api<Record> = Api::namespaced(ns.client.clone(), &ns.name);
-        apply(&zones, &zone_manifest("example", "example.com", json!({}))).await?;
-        let zone_ref = json!({"name": "example"});
-        apply(
-            &records,
-            &record_manifest(
-                "www",
-                zone_ref.clone(),
-                "www",
-                "A",
-                &["192.0.2.10", "192.0.2.11"],
-            ),
-        )
-        .await?;
-        apply(
-            &records,
-            &record_manifest("mx", zone_ref.clone(), "@", "MX", &["10 mail"]),
-        )
-        .await?;
-        apply(
-            &records,
-            &record_manifest("spf", zone_ref.clone(), "@", "TXT", &["\"v=spf1 mx -all\""]),
-        )
-        .await?;
+        let (zones, records) = example_zone(&ns).await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.10", "192.0.2.11"]).await?;
+        apply_example_record(&records, "mx", "@", "MX", &["10 mail"]).await?;
+        apply_example_record(&records, "spf", "@", "TXT", &["\"v=spf1 mx -all\""]).await?;
 
         // SOA, 2 NS, 1 glue, 2 A, 1 MX, 1 TXT.
         let zone = wait_for_zone(&zones, "example", "ready with 8 records", |z| {
@@ -310,18 +270,14 @@ async fn a_zone_is_assembled_versioned_and_reported() {
         );
 
         // Events.
-        let events = events_about(&ns.client, &ns.name, "Zone", "example").await?;
+        let events = events_about(&ns.client, &ns.name, "Zone", Some("example")).await?;
         ensure!(
             events.iter().any(|e| e.starts_with("Published")),
             "a Published event, got {events:?}"
         );
 
         // One changed Record moves the serial exactly one step.
-        apply(
-            &records,
-            &record_manifest("www", zone_ref.clone(), "www", "A", &["192.0.2.12"]),
-        )
-        .await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.12"]).await?;
         let zone = wait_for_zone(&zones, "example", "the next serial", |z| {
             serial_of(z) != Some(serial)
         })
@@ -330,11 +286,7 @@ async fn a_zone_is_assembled_versioned_and_reported() {
         assert_eq!(zone.status.as_ref().and_then(|s| s.record_count), Some(7));
 
         // Re-applying the same manifests, and a reconcile forced by a metadata change, change nothing.
-        apply(
-            &records,
-            &record_manifest("www", zone_ref.clone(), "www", "A", &["192.0.2.12"]),
-        )
-        .await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.12"]).await?;
         apply(&zones, &zone_manifest("example", "example.com", json!({}))).await?;
         let annotate = json!({"metadata": {"annotations": {"e2e/poke": "1"}}});
         zones
@@ -355,41 +307,21 @@ async fn a_zone_is_assembled_versioned_and_reported() {
 #[tokio::test]
 async fn conflicts_and_bad_rdata_are_reported_on_the_right_record() {
     with_operator("conflict", |ns| async move {
-        let zones: Api<Zone> = Api::namespaced(ns.client.clone(), &ns.name);
-        let records: Api<Record> = Api::namespaced(ns.client.clone(), &ns.name);
-        apply(&zones, &zone_manifest("example", "example.com", json!({}))).await?;
-        let zone_ref = json!({"name": "example"});
-        apply(
-            &records,
-            &record_manifest("first", zone_ref.clone(), "www", "A", &["192.0.2.1"]),
-        )
-        .await?;
+        let (zones, records) = example_zone(&ns).await?;
+        apply_example_record(&records, "first", "www", "A", &["192.0.2.1"]).await?;
         wait_for_record(&records, "first", "accepted", |r| {
             accepted(r).is_some_and(|c| c.status == "True")
         })
         .await?;
-        apply(
+        apply_example_record(
             &records,
-            &record_manifest(
-                "second",
-                zone_ref.clone(),
-                "www",
-                "CNAME",
-                &["elsewhere.example.org."],
-            ),
+            "second",
+            "www",
+            "CNAME",
+            &["elsewhere.example.org."],
         )
         .await?;
-        apply(
-            &records,
-            &record_manifest(
-                "broken",
-                zone_ref.clone(),
-                "mail",
-                "MX",
-                &["mail.example.com."],
-            ),
-        )
-        .await?;
+        apply_example_record(&records, "broken", "mail", "MX", &["mail.example.com."]).await?;
 
         let second = wait_for_record(&records, "second", "rejected", |r| {
             accepted(r).is_some_and(|c| c.status == "False")
@@ -438,9 +370,9 @@ async fn conflicts_and_bad_rdata_are_reported_on_the_right_record() {
             "Warning events on the rejected records",
             TIMEOUT,
             || async {
-                let second = events_about(&ns.client, &ns.name, "Record", "second").await?;
-                let broken = events_about(&ns.client, &ns.name, "Record", "broken").await?;
-                let first = events_about(&ns.client, &ns.name, "Record", "first").await?;
+                let second = events_about(&ns.client, &ns.name, "Record", Some("second")).await?;
+                let broken = events_about(&ns.client, &ns.name, "Record", Some("broken")).await?;
+                let first = events_about(&ns.client, &ns.name, "Record", Some("first")).await?;
                 ensure!(
                     first.is_empty(),
                     "no event on the accepted record: {first:?}"
@@ -463,8 +395,7 @@ fn condition_status<'a>(conditions: &'a [Condition], kind: &str) -> Option<&'a s
 #[tokio::test]
 async fn records_from_another_namespace_are_rejected_unless_the_zone_admits_them() {
     with_operator("tenant", |ns| async move {
-        let zones: Api<Zone> = Api::namespaced(ns.client.clone(), &ns.name);
-        apply(&zones, &zone_manifest("example", "example.com", json!({}))).await?;
+        let (zones, _) = example_zone(&ns).await?;
         let namespaces: Api<Namespace> = Api::all(ns.client.clone());
         let other = namespaces
             .create(
@@ -529,20 +460,8 @@ async fn records_from_another_namespace_are_rejected_unless_the_zone_admits_them
 #[tokio::test]
 async fn deleting_a_zone_completes_and_orphans_its_records() {
     with_operator("delete", |ns| async move {
-        let zones: Api<Zone> = Api::namespaced(ns.client.clone(), &ns.name);
-        let records: Api<Record> = Api::namespaced(ns.client.clone(), &ns.name);
-        apply(&zones, &zone_manifest("example", "example.com", json!({}))).await?;
-        apply(
-            &records,
-            &record_manifest(
-                "www",
-                json!({"name": "example"}),
-                "www",
-                "A",
-                &["192.0.2.1"],
-            ),
-        )
-        .await?;
+        let (zones, records) = example_zone(&ns).await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.1"]).await?;
         wait_for_record(&records, "www", "accepted", |r| {
             accepted(r).is_some_and(|c| c.status == "True")
         })
@@ -558,7 +477,7 @@ async fn deleting_a_zone_completes_and_orphans_its_records() {
         })
         .await?;
         assert_eq!(accepted(&record).map(|c| c.status.as_str()), Some("False"));
-        let events = events_about(&ns.client, &ns.name, "Zone", "example").await?;
+        let events = events_about(&ns.client, &ns.name, "Zone", Some("example")).await?;
         ensure!(
             events.iter().any(|e| e.starts_with("Retracted")),
             "a Retracted event, got {events:?}"
@@ -573,7 +492,7 @@ async fn killing_the_leader_hands_over_to_the_standby() {
     let _turn = ONE_AT_A_TIME.lock().await;
     with_test_namespace("leader", |ns| async move {
         install_crds(&ns.client).await?;
-        let leases: Api<Lease> = Api::namespaced(ns.client.clone(), &ns.name);
+        let leases: Api<Lease> = ns.api();
         let holder = || async {
             let lease = leases.get_opt("zonefleet-operator").await?;
             anyhow::Ok(lease.and_then(|l| l.spec).and_then(|s| s.holder_identity))
@@ -585,9 +504,7 @@ async fn killing_the_leader_hands_over_to_the_standby() {
         .await?;
         let mut second = OperatorProcess::start(&ns.env, &ns.name, "operator-b")?;
 
-        let zones: Api<Zone> = Api::namespaced(ns.client.clone(), &ns.name);
-        let records: Api<Record> = Api::namespaced(ns.client.clone(), &ns.name);
-        apply(&zones, &zone_manifest("example", "example.com", json!({}))).await?;
+        let (zones, records) = example_zone(&ns).await?;
         let zone = wait_for_zone(&zones, "example", "ready", zone_ready).await?;
         let serial = serial_of(&zone).context("a serial")?;
         assert_eq!(
@@ -598,17 +515,7 @@ async fn killing_the_leader_hands_over_to_the_standby() {
 
         first.kill().await?;
         let killed = tokio::time::Instant::now();
-        apply(
-            &records,
-            &record_manifest(
-                "www",
-                json!({"name": "example"}),
-                "www",
-                "A",
-                &["192.0.2.1"],
-            ),
-        )
-        .await?;
+        apply_example_record(&records, "www", "www", "A", &["192.0.2.1"]).await?;
         wait_until(
             "operator-b to take over",
             Duration::from_secs(40),
@@ -630,7 +537,7 @@ async fn killing_the_leader_hands_over_to_the_standby() {
         ensure!(took < Duration::from_secs(30), "handover took {took:?}");
         ensure!(second.is_running(), "the new leader runs");
         assert_eq!(zone.status.and_then(|s| s.record_count), Some(5));
-        delete_zones(&ns).await?;
+        delete_zones(&ns.client, &ns.name, TIMEOUT).await?;
         drop(second);
         Ok(())
     })

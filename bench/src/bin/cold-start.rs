@@ -60,7 +60,7 @@ use tokio::{
 use zonefleet_api::{RecordSpec, ZoneSpec};
 use zonefleet_e2e::{
     dns,
-    harness::terminate,
+    harness::{free_port, terminate},
     operator::{repo_dir, target_dir},
 };
 use zonefleet_nats::{Layout, MessageKey};
@@ -278,13 +278,7 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
                 );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            pod.stop().await?;
-            let from_nats = Start {
-                served_ms: millis(served),
-                peak_rss_kib_served: peak_served,
-                peak_rss_kib_stop: peak_stop,
-                log: pod.log()?,
-            };
+            let from_nats = pod.stop_with_start(served, peak_served, peak_stop).await?;
             eprintln!("round {round}: from NATS {from_nats:#?}");
 
             // From the local snapshot (the updated version), NATS down.
@@ -298,13 +292,7 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<Report> {
                 .await?;
             let peak_served = pod.peak_rss_kib()?;
             let peak_stop = pod.peak_rss_kib()?;
-            pod.stop().await?;
-            let from_snapshot = Start {
-                served_ms: millis(served),
-                peak_rss_kib_served: peak_served,
-                peak_rss_kib_stop: peak_stop,
-                log: pod.log()?,
-            };
+            let from_snapshot = pod.stop_with_start(served, peak_served, peak_stop).await?;
             eprintln!("round {round}: from the snapshot {from_snapshot:#?}");
             Ok::<_, anyhow::Error>(Round {
                 publish_ms,
@@ -540,17 +528,6 @@ struct Wanted<'a> {
     timeout: Duration,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    // A port free for UDP and TCP at once.
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let port = udp.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-}
-
 impl PodArgs<'_> {
     /// Spawns the dns-pod; the clock starts just before the spawn.
     fn spawn(&self) -> anyhow::Result<Pod> {
@@ -612,6 +589,23 @@ struct Pod {
 }
 
 impl Pod {
+    /// Stops it and reports its start: served `served` after the spawn, with VmHWM
+    /// `peak_served` when served and `peak_stop` just before the stop (KiB).
+    async fn stop_with_start(
+        &mut self,
+        served: Duration,
+        peak_served: u64,
+        peak_stop: u64,
+    ) -> anyhow::Result<Start> {
+        self.stop().await?;
+        Ok(Start {
+            served_ms: millis(served),
+            peak_rss_kib_served: peak_served,
+            peak_rss_kib_stop: peak_stop,
+            log: self.log()?,
+        })
+    }
+
     /// Queries the SOA and the last name every `poll` until both are answered as wanted;
     /// returns the time from the spawn to the later of the two right answers.
     async fn wait_served(&mut self, want: &Wanted<'_>) -> anyhow::Result<Duration> {

@@ -19,11 +19,12 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client,
-    api::{ListParams, ObjectMeta, PostParams},
+    api::{ObjectMeta, PostParams},
 };
 use serde_json::json;
 use tokio::time::Instant;
 use zonefleet_api::{Record, Zone};
+use zonefleet_bench::{count_zones_with_serial, create};
 use zonefleet_e2e::{
     harness::ClusterEnv,
     http,
@@ -84,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let first_time = started.elapsed();
     let first_memory = memory_of(&operator)?;
     let zones: Api<Zone> = Api::namespaced(client.clone(), &args.namespace);
-    let served = count_zones_with_serial(&zones).await?;
+    let served = count_zones_with_serial(&zones, 1000).await?;
     println!(
         "first reconcile: {first_time:.1?}, {} zone reconciles, {} versions published, {served}/{} zones with a serial; RSS {} MiB, peak {} MiB",
         first.zone_reconciles,
@@ -186,17 +187,6 @@ async fn create_objects(client: &Client, args: &Args) -> anyhow::Result<(usize, 
     Ok((zone_count, record_count))
 }
 
-async fn create<K>(api: &Api<K>, object: &K) -> anyhow::Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), object).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 struct Progress {
     zone_reconciles: u64,
     published: u64,
@@ -266,21 +256,4 @@ fn memory_of(operator: &OperatorProcess) -> anyhow::Result<(u64, u64)> {
             .unwrap_or(0)
     };
     Ok((field("VmRSS:"), field("VmHWM:")))
-}
-
-async fn count_zones_with_serial(zones: &Api<Zone>) -> anyhow::Result<usize> {
-    let mut count = 0;
-    let mut params = ListParams::default().limit(1000);
-    loop {
-        let page = zones.list(&params).await?;
-        count += page
-            .items
-            .iter()
-            .filter(|z| z.status.as_ref().and_then(|s| s.serial).is_some())
-            .count();
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(count),
-        }
-    }
 }

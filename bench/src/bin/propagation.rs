@@ -56,6 +56,7 @@ use kube::{
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use zonefleet_api::{Record, Zone};
+use zonefleet_bench::{count_zones_with_serial, create};
 use zonefleet_e2e::{
     dns::{self, Attempts, Transport},
     dns_fleet::{self, ADMIN_PORT, DNS_PORT},
@@ -495,35 +496,11 @@ async fn create_extra_zones(
     Ok(())
 }
 
-async fn create<K>(api: &Api<K>, object: &K) -> anyhow::Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), object).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Waits until `total` Zones have a serial in their status.
 async fn wait_for_serials(bench: &Bench, total: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + EXTRA_TIMEOUT;
     loop {
-        let mut count = 0;
-        let mut params = ListParams::default().limit(500);
-        loop {
-            let page = bench.zones.list(&params).await?;
-            count += page
-                .items
-                .iter()
-                .filter(|z| z.status.as_ref().and_then(|s| s.serial).is_some())
-                .count();
-            match page.metadata.continue_ {
-                Some(token) if !token.is_empty() => params = params.continue_token(&token),
-                _ => break,
-            }
-        }
+        let count = count_zones_with_serial(&bench.zones, 500).await?;
         if count >= total {
             return Ok(());
         }
