@@ -37,7 +37,14 @@ pub struct ServedZone {
     wire_origin: Box<[u8]>,
     /// The precomputed answers, built after the version is served.
     templates: OnceLock<AnswerTemplates>,
+    /// The deltas that led to this version, oldest first (at most [`HISTORY_DELTAS`]): what
+    /// an incremental zone transfer (RFC 1995) is made of. Empty for a version loaded whole.
+    history: Arc<[Arc<Delta>]>,
 }
+
+/// How many deltas a zone version keeps for incremental transfers; a secondary further
+/// behind gets a full transfer.
+pub const HISTORY_DELTAS: usize = 32;
 
 impl ServedZone {
     /// Indexes a snapshot.
@@ -86,7 +93,34 @@ impl ServedZone {
             }
             .into());
         }
-        Ok(Self::from_index(index, delta.digest.clone()))
+        let mut next = Self::from_index(index, delta.digest.clone());
+        let kept = self.history.len().saturating_sub(HISTORY_DELTAS - 1);
+        next.history = self.history[kept..]
+            .iter()
+            .cloned()
+            .chain(std::iter::once(Arc::new(delta.clone())))
+            .collect();
+        Ok(next)
+    }
+
+    /// The deltas from the version at `serial` to this one, oldest first, if this version
+    /// still knows them all; empty when `serial` is this version's.
+    pub fn deltas_since(&self, serial: u32) -> Option<&[Arc<Delta>]> {
+        if serial == self.serial() {
+            return Some(&[]);
+        }
+        let start = self
+            .history
+            .iter()
+            .position(|delta| delta.from_serial == serial)?;
+        let chain = &self.history[start..];
+        let linked = chain
+            .windows(2)
+            .all(|pair| pair[0].serial == pair[1].from_serial);
+        let ends_here = chain
+            .last()
+            .is_some_and(|last| last.serial == self.serial());
+        (linked && ends_here).then_some(chain)
     }
 
     /// The version encoded as a snapshot, written from the index a record at a time.
@@ -113,6 +147,7 @@ impl ServedZone {
             digest,
             wire_origin,
             templates: OnceLock::new(),
+            history: Arc::from([]),
         }
     }
 

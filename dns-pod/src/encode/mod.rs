@@ -279,6 +279,10 @@ pub fn error(reply: Reply, questions: &[Question<'_>], rcode: ResponseCode, out:
     writer.finish(reply.id, flags);
 }
 
+/// One record to transfer: owner (wire form), type, class, TTL and data (wire form, names
+/// uncompressed).
+type TransferRecord<'r> = (&'r [u8], u16, u16, u32, &'r [u8]);
+
 /// A zone transfer of `zone` (RFC 5936 §2.2): the SOA first and last, every other record
 /// in canonical order between, in messages of about [`TRANSFER_MESSAGE_BYTES`] each
 /// carrying the question.
@@ -311,14 +315,96 @@ pub fn transfer(reply: Reply, question: Question<'_>, zone: &ZoneIndex) -> Vec<V
                 })
             })
     });
+    transfer_messages(
+        reply,
+        question,
+        std::iter::once(soa_entry)
+            .chain(others)
+            .chain(std::iter::once(soa_entry)),
+    )
+}
+
+/// An incremental zone transfer (RFC 1995 §4) of `zone`, whose version the `deltas` (oldest
+/// first, from the client's version) lead to: the current SOA; for each delta the SOA it
+/// starts from, the records it removes, the SOA it makes and the records it adds; the
+/// current SOA again. With no delta (the client has this version) the current SOA alone.
+pub fn incremental(
+    reply: Reply,
+    question: Question<'_>,
+    zone: &ZoneIndex,
+    deltas: &[std::sync::Arc<zonefleet_wire::Delta>],
+) -> Vec<Vec<u8>> {
+    let Some(current) = wire_record(zone.soa()) else {
+        return Vec::new();
+    };
+    let mut records = vec![current.clone()];
+    for delta in deltas {
+        let soa_of = |records: &[hickory_proto::rr::Record]| {
+            records
+                .iter()
+                .find(|r| r.record_type() == hickory_proto::rr::RecordType::SOA)
+                .and_then(wire_record)
+        };
+        let (Some(old_soa), Some(new_soa)) = (soa_of(&delta.removed), soa_of(&delta.added)) else {
+            // A delta without its SOAs cannot be told as a difference: send the zone whole.
+            return transfer(reply, question, zone);
+        };
+        let others = |records: &[hickory_proto::rr::Record]| -> Vec<OwnedRecord> {
+            records
+                .iter()
+                .filter(|r| r.record_type() != hickory_proto::rr::RecordType::SOA)
+                .filter_map(wire_record)
+                .collect()
+        };
+        records.push(old_soa);
+        records.extend(others(&delta.removed));
+        records.push(new_soa);
+        records.extend(others(&delta.added));
+    }
+    if !deltas.is_empty() {
+        records.push(current);
+    }
+    transfer_messages(
+        reply,
+        question,
+        records.iter().map(|(owner, rtype, class, ttl, data)| {
+            (owner.as_slice(), *rtype, *class, *ttl, data.as_slice())
+        }),
+    )
+}
+
+/// A record in the form [`TransferRecord`] borrows.
+type OwnedRecord = (Vec<u8>, u16, u16, u32, Vec<u8>);
+
+/// A hickory record's owner and data in wire form (names uncompressed).
+fn wire_record(record: &hickory_proto::rr::Record) -> Option<OwnedRecord> {
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+    let owner = record.name.to_bytes().ok()?;
+    let mut data = Vec::new();
+    let mut encoder = BinEncoder::new(&mut data);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    record.data.emit(&mut encoder).ok()?;
+    Some((
+        owner,
+        u16::from(record.record_type()),
+        u16::from(record.dns_class),
+        record.ttl,
+        data,
+    ))
+}
+
+/// Transfer records in messages of about [`TRANSFER_MESSAGE_BYTES`], each carrying the
+/// question, AA set.
+fn transfer_messages<'r>(
+    reply: Reply,
+    question: Question<'_>,
+    records: impl Iterator<Item = TransferRecord<'r>>,
+) -> Vec<Vec<u8>> {
     let flags = reply.flags(ResponseCode::NoError, true, false);
     let mut messages = Vec::new();
     let mut buffer = Vec::new();
     let mut writer = transfer_message(&mut buffer, question);
-    for (owner, rtype, class, ttl, data) in std::iter::once(soa_entry)
-        .chain(others)
-        .chain(std::iter::once(soa_entry))
-    {
+    for (owner, rtype, class, ttl, data) in records {
         if writer.len() >= TRANSFER_MESSAGE_BYTES
             || writer
                 .record(Section::Answer, owner, rtype, class, ttl, data)

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use hickory_proto::{
     op::{OpCode, Query, ResponseCode},
+    rr::{RData, RecordType},
     serialize::binary::BinEncodable,
 };
 use hickory_server::{net::xfer::Protocol, server::Request};
 use ipnet::IpNet;
+use zonefleet_wire::is_newer;
 
 use crate::{
     encode::{self, Question, Reply},
@@ -137,14 +139,37 @@ impl QueryHandler {
         ) {
             Route::Error(rcode) => error(request, rcode),
             Route::Transfer(zone) => {
-                let messages = encode::transfer(
-                    Reply {
-                        edns: false,
-                        ..reply
-                    },
-                    sent.question(),
-                    &zone.index,
-                );
+                let reply = Reply {
+                    edns: false,
+                    ..reply
+                };
+                if query.query_type() != RecordType::IXFR {
+                    let messages = encode::transfer(reply, sent.question(), &zone.index);
+                    return (messages, Some(ResponseCode::NoError));
+                }
+                // RFC 1995 §3: the client's version is the SOA in the authority section.
+                let Some(known) =
+                    request
+                        .authorities
+                        .iter()
+                        .find_map(|record| match &record.data {
+                            RData::SOA(soa) => Some(soa.serial),
+                            _ => None,
+                        })
+                else {
+                    return error(request, ResponseCode::FormErr);
+                };
+                let messages = match zone.deltas_since(known) {
+                    Some(deltas) => {
+                        encode::incremental(reply, sent.question(), &zone.index, deltas)
+                    }
+                    // The client's version is newer than ours: our SOA alone (RFC 1995 §2).
+                    None if is_newer(known, zone.serial()) => {
+                        encode::incremental(reply, sent.question(), &zone.index, &[])
+                    }
+                    // A version we have no differences from: the whole zone (RFC 1995 §4).
+                    None => encode::transfer(reply, sent.question(), &zone.index),
+                };
                 (messages, Some(ResponseCode::NoError))
             }
             Route::Zone(zone) => {
