@@ -1,6 +1,6 @@
 //! Incremental zone transfers (RFC 1995) from the deltas a pod applied: a real listener on
-//! 127.0.0.1 serves a zone that went through three versions, and `dig` (a real client) and
-//! hand-made queries ask for the differences from each.
+//! 127.0.0.1 serves a zone that went through three versions; hand-made queries, `dig` and
+//! Knot DNS as a real secondary ask for the differences.
 
 mod common;
 
@@ -259,4 +259,176 @@ fn a_version_keeps_a_bounded_history() {
     );
     assert!(zone.deltas_since(oldest_kept - 1).is_none());
     assert_eq!(zone.deltas_since(current).map(<[_]>::len), Some(0));
+}
+
+/// Knot DNS's daemon and control tool (Debian package `knot`).
+const KNOTD: &str = "/usr/sbin/knotd";
+const KNOTC: &str = "/usr/sbin/knotc";
+
+/// A knotd process, stopped when dropped.
+struct Knot {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    address: SocketAddr,
+}
+
+impl Knot {
+    /// Starts Knot as a secondary of `primary` for the test zone.
+    fn secondary_of(primary: SocketAddr) -> Self {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("ixfr-knot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("db")).expect("Knot's scratch directory");
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|socket| socket.local_addr())
+            .expect("a free port")
+            .port();
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let config = format!(
+            "server:\n  rundir: \"{dir}\"\n  listen: 127.0.0.1@{port}\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n\
+             database:\n  storage: \"{dir}/db\"\n\
+             log:\n  - target: stderr\n    any: info\n\
+             remote:\n  - id: primary\n    address: {ip}@{primary_port}\n\
+             template:\n  - id: default\n    storage: \"{dir}\"\n    zonefile-sync: -1\n\
+             zone:\n  - domain: \"{ZONE}\"\n    master: primary\n",
+            dir = dir.display(),
+            ip = primary.ip(),
+            primary_port = primary.port(),
+        );
+        let config_path = dir.join("knot.conf");
+        std::fs::write(&config_path, config).expect("knot.conf");
+        let log = std::fs::File::create(dir.join("knot.log")).expect("knot.log");
+        let child = Command::new(KNOTD)
+            .arg("-c")
+            .arg(&config_path)
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log)
+            .spawn()
+            .expect("knotd starts (Debian package knot)");
+        Self {
+            child,
+            dir,
+            address,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("knot.log")).unwrap_or_default()
+    }
+
+    /// Asks Knot to check the primary's SOA now.
+    fn refresh(&self) {
+        let status = Command::new(KNOTC)
+            .arg("-s")
+            .arg(self.dir.join("knot.sock"))
+            .args(["zone-refresh", ZONE])
+            .status()
+            .expect("knotc runs");
+        assert!(status.success(), "knotc zone-refresh failed");
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The serial and `www` address Knot serves, if it serves the zone.
+async fn knot_serves(knot: SocketAddr) -> Option<(u32, String)> {
+    let ask = |qtype| {
+        let mut message = Message::new(9, MessageType::Query, OpCode::Query);
+        message.add_query(Query::query(
+            Name::from_ascii(if qtype == RecordType::SOA {
+                ZONE
+            } else {
+                "www.example.org."
+            })
+            .expect("a valid name"),
+            qtype,
+        ));
+        message.to_vec().expect("a query")
+    };
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.ok()?;
+    let mut answers = Vec::new();
+    for qtype in [RecordType::SOA, RecordType::A] {
+        socket.send_to(&ask(qtype), knot).await.ok()?;
+        let mut buffer = vec![0; 4096];
+        let len = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            socket.recv(&mut buffer),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let reply = Message::from_vec(&buffer[..len]).ok()?;
+        answers.push(reply.answers.first()?.clone());
+    }
+    Some((serial_of(&answers[0])?, answers[1].data.to_string()))
+}
+
+/// Knot, a real secondary, takes the zone by AXFR, then follows two new versions with one
+/// IXFR carrying both differences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_follows_the_pod_by_ixfr() {
+    let v1 = ServedZone::from_snapshot(version(1)).expect("version 1");
+    let v2 = v1
+        .apply(&Delta::between(&version(1), &version(2)))
+        .expect("delta to 2");
+    let v3 = v2
+        .apply(&Delta::between(&version(2), &version(3)))
+        .expect("delta to 3");
+    let zones = Arc::new(ZoneStore::new());
+    zones.insert(ServedZone::from_snapshot(version(1)).expect("version 1"));
+    let metrics = Arc::new(DnsMetrics::register(&mut Default::default()));
+    let acl = TransferAcl::new(vec!["127.0.0.0/8".parse().expect("a network")]);
+    let handler = QueryHandler::new(Arc::clone(&zones), acl, Arc::clone(&metrics));
+    let listeners = DnsListeners::bind(SocketAddr::from(([127, 0, 0, 1], 0)), 1)
+        .await
+        .expect("a listener");
+    let primary = listeners.local_addr().expect("its address");
+    tokio::spawn(listeners.serve(handler, LOOSE_LIMITS, metrics));
+
+    let knot = Knot::secondary_of(primary);
+    let wait_for = |serial: u32| {
+        let address = knot.address;
+        async move {
+            for _ in 0..100 {
+                if let Some(served) = knot_serves(address).await
+                    && served.0 == serial
+                {
+                    return Some(served);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            None
+        }
+    };
+    let first = wait_for(1).await;
+    assert_eq!(
+        first,
+        Some((1, "192.0.2.1".to_owned())),
+        "Knot took version 1:\n{}",
+        knot.log()
+    );
+
+    zones.insert(v3);
+    knot.refresh();
+    let followed = wait_for(3).await;
+    let log = knot.log();
+    assert_eq!(
+        followed,
+        Some((3, "192.0.2.3".to_owned())),
+        "Knot followed to version 3:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|line| line.contains("IXFR, incoming") && line.contains("finished")),
+        "Knot took version 3 by IXFR:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|line| line.contains("fallback to AXFR")),
+        "no AXFR fallback:\n{log}"
+    );
 }
