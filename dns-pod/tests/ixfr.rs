@@ -62,8 +62,13 @@ async fn server() -> SocketAddr {
     let v3 = v2
         .apply(&Delta::between(&version(2), &version(3)))
         .expect("a valid test zone, query or server");
+    serve(v3).await
+}
+
+/// A listener serving `zone`, transfers allowed from 127.0.0.0/8.
+async fn serve(zone: ServedZone) -> SocketAddr {
     let zones = Arc::new(ZoneStore::new());
-    zones.insert(v3);
+    zones.insert(zone);
     let metrics = Arc::new(DnsMetrics::register(&mut Default::default()));
     let acl = TransferAcl::new(vec![
         "127.0.0.0/8"
@@ -431,4 +436,35 @@ async fn knot_follows_the_pod_by_ixfr() {
         !log.lines().any(|line| line.contains("fallback to AXFR")),
         "no AXFR fallback:\n{log}"
     );
+}
+
+/// Over more than `CONDENSE_ABOVE` versions, the differences arrive as one: what came and
+/// went in between is not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_chain_is_sent_as_one_difference() {
+    use zonefleet_dns_pod::serve::CONDENSE_ABOVE;
+    let last = u32::try_from(CONDENSE_ABOVE).expect("a small bound") + 4;
+    let mut zone = ServedZone::from_snapshot(version(3)).expect("version 3");
+    for serial in 4..=last {
+        zone = zone
+            .apply(&Delta::between(&version(serial - 1), &version(serial)))
+            .expect("each delta applies");
+    }
+    let server = serve(zone).await;
+    let (rcode, records) = transfer(server, &ixfr(6, Some(3))).await;
+    assert_eq!(rcode, ResponseCode::NoError);
+    assert_eq!(
+        shown(&records),
+        [
+            format!("SOA {last}"),
+            "SOA 3".to_owned(),
+            "www.example.org. A 192.0.2.3".to_owned(),
+            format!("SOA {last}"),
+            format!("www.example.org. A 192.0.2.{last}"),
+            format!("SOA {last}"),
+        ]
+    );
+    // A short chain keeps one difference per version.
+    let (_, recent) = transfer(server, &ixfr(7, Some(last - 2))).await;
+    assert_eq!(recent.len(), 1 + 2 * 4 + 1, "{:?}", shown(&recent));
 }

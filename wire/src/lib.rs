@@ -24,7 +24,7 @@ mod digest;
 
 pub use digest::{DigestRecord, ZoneDigester, hex, name_len, zone_digest};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hickory_proto::{
     rr::{Name, Record},
@@ -365,6 +365,46 @@ impl Delta {
             removed,
             added,
         }
+    }
+
+    /// One delta with the effect of `chain` (consecutive deltas, oldest first): what one
+    /// removes and a later one adds back (or adds and a later one removes) cancels out, so
+    /// each record appears at most once (RFC 1995 §5, condensation). `None` for an empty
+    /// chain or one whose deltas do not follow each other.
+    pub fn condensed<'d>(chain: impl IntoIterator<Item = &'d Delta>) -> Option<Self> {
+        let mut chain = chain.into_iter();
+        let first = chain.next()?;
+        let mut result = first.clone();
+        let keyed = |records: &mut Vec<Record>| -> BTreeMap<Vec<u8>, Record> {
+            records
+                .drain(..)
+                .map(|r| (record_identity(&r), r))
+                .collect()
+        };
+        for next in chain {
+            if next.from_serial != result.serial {
+                return None;
+            }
+            let mut added = keyed(&mut result.added);
+            let mut removed = keyed(&mut result.removed);
+            for record in &next.removed {
+                let identity = record_identity(record);
+                if added.remove(&identity).is_none() {
+                    removed.insert(identity, record.clone());
+                }
+            }
+            for record in &next.added {
+                let identity = record_identity(record);
+                if removed.remove(&identity).is_none() {
+                    added.insert(identity, record.clone());
+                }
+            }
+            result.removed = removed.into_values().collect();
+            result.added = added.into_values().collect();
+            result.serial = next.serial;
+            result.digest.clone_from(&next.digest);
+        }
+        Some(result)
     }
 
     /// Encodes the delta.

@@ -295,3 +295,33 @@ fn peek_names_the_version_of_a_message_whose_records_do_not_decode() {
         Err(WireError::BadMagic)
     ));
 }
+
+#[test]
+fn a_condensed_chain_is_the_delta_between_its_ends() {
+    let v1 = snapshot(1, "www IN A 192.0.2.1\ngone IN A 192.0.2.9\n");
+    let v2 = snapshot(
+        2,
+        "www IN A 192.0.2.2\ngone IN A 192.0.2.9\nbrief IN A 192.0.2.7\n",
+    );
+    let v3 = snapshot(3, "www IN A 192.0.2.1\nnew IN TXT \"3\"\n");
+    let d1 = Delta::between(&v1, &v2);
+    let d2 = Delta::between(&v2, &v3);
+    let condensed = Delta::condensed([&d1, &d2]).unwrap();
+    let direct = Delta::between(&v1, &v3);
+    let identities =
+        |records: &[Record]| -> BTreeSet<Vec<u8>> { records.iter().map(record_identity).collect() };
+    assert_eq!(identities(&condensed.removed), identities(&direct.removed));
+    assert_eq!(identities(&condensed.added), identities(&direct.added));
+    // www went to .2 and back, `brief` came and went: neither is in the difference.
+    assert_eq!(condensed.removed.len(), 2, "SOA 1 and gone");
+    assert_eq!(condensed.added.len(), 2, "SOA 3 and new");
+    assert_eq!((condensed.from_serial, condensed.serial), (1, 3));
+    assert_eq!(condensed.digest, v3.digest);
+    assert_eq!(
+        zone_digest(&v3.origin, &condensed.apply(v1).unwrap().records),
+        zone_digest(&v3.origin, &v3.records)
+    );
+    // Deltas that do not follow each other, or none, do not condense.
+    assert!(Delta::condensed([&d2, &d1]).is_none());
+    assert!(Delta::condensed(std::iter::empty()).is_none());
+}

@@ -13,7 +13,7 @@ use hickory_proto::{
 };
 use hickory_server::{net::xfer::Protocol, server::Request};
 use ipnet::IpNet;
-use zonefleet_wire::is_newer;
+use zonefleet_wire::{Delta, is_newer};
 
 use crate::{
     encode::{self, Question, Reply},
@@ -21,6 +21,9 @@ use crate::{
     route::{self, Permissions, Route},
     zones::ZoneStore,
 };
+
+/// An incremental transfer over more versions than this is condensed into one difference.
+pub const CONDENSE_ABOVE: usize = 4;
 
 /// Who may transfer zones.
 #[derive(Clone, Debug, Default)]
@@ -160,6 +163,18 @@ impl QueryHandler {
                     return error(request, ResponseCode::FormErr);
                 };
                 let messages = match zone.deltas_since(known) {
+                    // A long chain is sent as one difference (RFC 1995 §5).
+                    Some(deltas) if deltas.len() > CONDENSE_ABOVE => {
+                        match Delta::condensed(deltas.iter().map(Arc::as_ref)) {
+                            Some(one) => encode::incremental(
+                                reply,
+                                sent.question(),
+                                &zone.index,
+                                &[Arc::new(one)],
+                            ),
+                            None => encode::transfer(reply, sent.question(), &zone.index),
+                        }
+                    }
                     Some(deltas) => {
                         encode::incremental(reply, sent.question(), &zone.index, deltas)
                     }

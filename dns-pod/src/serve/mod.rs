@@ -12,7 +12,7 @@ mod udp;
 
 use std::{net::SocketAddr, sync::Arc};
 
-pub use handler::{QueryHandler, TransferAcl};
+pub use handler::{CONDENSE_ABOVE, QueryHandler, TransferAcl};
 pub use tcp::TcpLimits;
 use tokio::net::TcpListener;
 use tracing::info;
