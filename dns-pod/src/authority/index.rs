@@ -300,12 +300,6 @@ impl<'z> Rrset<'z> {
         })
     }
 
-    /// Its records, all with `owner` as their owner (the name asked, or a wildcard's
-    /// expansion).
-    pub fn records_as(&self, owner: &Name) -> Vec<Record> {
-        self.decode(|_| owner.clone())
-    }
-
     /// Its records decoded, each with the owner `owner` gives for its spelling as loaded.
     pub fn decode(&self, owner: impl Fn(Option<&[u8]>) -> Name) -> Vec<Record> {
         let mut records = Vec::new();

@@ -16,8 +16,14 @@ pub mod relocatable;
 pub mod templates;
 mod writer;
 
-use hickory_proto::op::{Edns, Metadata, ResponseCode};
+use std::sync::Arc;
+
+use hickory_proto::{
+    op::{Edns, Metadata, ResponseCode},
+    rr::{Record, RecordType},
+};
 use tracing::warn;
+use zonefleet_wire::Delta;
 
 pub use self::writer::{Full, HEADER_LEN, MessageWriter, Pointer, Section, name_len};
 use crate::authority::{Answer, AnswerRrset, Rcode, ZoneIndex};
@@ -288,7 +294,7 @@ type TransferRecord<'r> = (&'r [u8], u16, u16, u32, &'r [u8]);
 /// carrying the question.
 pub fn transfer(reply: Reply, question: Question<'_>, zone: &ZoneIndex) -> Vec<Vec<u8>> {
     let apex = zone.apex();
-    let soa = apex.rrset(hickory_proto::rr::RecordType::SOA);
+    let soa = apex.rrset(RecordType::SOA);
     let soa_record = soa.and_then(|soa| soa.packed().next());
     let Some((soa, soa_record)) = soa.zip(soa_record) else {
         return Vec::new();
@@ -332,29 +338,29 @@ pub fn incremental(
     reply: Reply,
     question: Question<'_>,
     zone: &ZoneIndex,
-    deltas: &[std::sync::Arc<zonefleet_wire::Delta>],
+    deltas: &[Arc<Delta>],
 ) -> Vec<Vec<u8>> {
     let Some(current) = wire_record(zone.soa()) else {
         return Vec::new();
     };
+    let soa_of = |records: &[Record]| {
+        records
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)
+            .and_then(wire_record)
+    };
+    let others = |records: &[Record]| -> Vec<OwnedRecord> {
+        records
+            .iter()
+            .filter(|r| r.record_type() != RecordType::SOA)
+            .filter_map(wire_record)
+            .collect()
+    };
     let mut records = vec![current.clone()];
     for delta in deltas {
-        let soa_of = |records: &[hickory_proto::rr::Record]| {
-            records
-                .iter()
-                .find(|r| r.record_type() == hickory_proto::rr::RecordType::SOA)
-                .and_then(wire_record)
-        };
         let (Some(old_soa), Some(new_soa)) = (soa_of(&delta.removed), soa_of(&delta.added)) else {
             // A delta without its SOAs cannot be told as a difference: send the zone whole.
             return transfer(reply, question, zone);
-        };
-        let others = |records: &[hickory_proto::rr::Record]| -> Vec<OwnedRecord> {
-            records
-                .iter()
-                .filter(|r| r.record_type() != hickory_proto::rr::RecordType::SOA)
-                .filter_map(wire_record)
-                .collect()
         };
         records.push(old_soa);
         records.extend(others(&delta.removed));
@@ -377,7 +383,7 @@ pub fn incremental(
 type OwnedRecord = (Vec<u8>, u16, u16, u32, Vec<u8>);
 
 /// A hickory record's owner and data in wire form (names uncompressed).
-fn wire_record(record: &hickory_proto::rr::Record) -> Option<OwnedRecord> {
+fn wire_record(record: &Record) -> Option<OwnedRecord> {
     use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
     let owner = record.name.to_bytes().ok()?;
     let mut data = Vec::new();

@@ -19,7 +19,7 @@ use crate::{
     encode::{self, Question, Reply},
     metrics::DnsMetrics,
     route::{self, Permissions, Route},
-    zones::ZoneStore,
+    zones::{ServedZone, ZoneStore},
 };
 
 /// An incremental transfer over more versions than this is condensed into one difference.
@@ -162,29 +162,7 @@ impl QueryHandler {
                 else {
                     return error(request, ResponseCode::FormErr);
                 };
-                let messages = match zone.deltas_since(known) {
-                    // A long chain is sent as one difference (RFC 1995 §5).
-                    Some(deltas) if deltas.len() > CONDENSE_ABOVE => {
-                        match Delta::condensed(deltas.iter().map(Arc::as_ref)) {
-                            Some(one) => encode::incremental(
-                                reply,
-                                sent.question(),
-                                &zone.index,
-                                &[Arc::new(one)],
-                            ),
-                            None => encode::transfer(reply, sent.question(), &zone.index),
-                        }
-                    }
-                    Some(deltas) => {
-                        encode::incremental(reply, sent.question(), &zone.index, deltas)
-                    }
-                    // The client's version is newer than ours: our SOA alone (RFC 1995 §2).
-                    None if is_newer(known, zone.serial()) => {
-                        encode::incremental(reply, sent.question(), &zone.index, &[])
-                    }
-                    // A version we have no differences from: the whole zone (RFC 1995 §4).
-                    None => encode::transfer(reply, sent.question(), &zone.index),
-                };
+                let messages = incremental_transfer(reply, sent.question(), zone, known);
                 (messages, Some(ResponseCode::NoError))
             }
             Route::Zone(zone) => {
@@ -225,4 +203,28 @@ fn error(request: &Request, rcode: ResponseCode) -> (Vec<Vec<u8>>, Option<Respon
     let reply = Reply::to(&request.metadata, request.edns.is_some());
     encode::error(reply, &questions, rcode, &mut out);
     (vec![out], Some(rcode))
+}
+
+/// The IXFR response (RFC 1995) to a client at serial `known`: the differences from it
+/// (condensed into one over a long chain, §5), our SOA alone if the client is not behind
+/// (§2), or the whole zone when we have no differences from its version (§4).
+fn incremental_transfer(
+    reply: Reply,
+    question: Question<'_>,
+    zone: &ServedZone,
+    known: u32,
+) -> Vec<Vec<u8>> {
+    match zone.deltas_since(known) {
+        Some(deltas) if deltas.len() > CONDENSE_ABOVE => {
+            match Delta::condensed(deltas.iter().map(Arc::as_ref)) {
+                Some(one) => encode::incremental(reply, question, &zone.index, &[Arc::new(one)]),
+                None => encode::transfer(reply, question, &zone.index),
+            }
+        }
+        Some(deltas) => encode::incremental(reply, question, &zone.index, deltas),
+        None if is_newer(known, zone.serial()) => {
+            encode::incremental(reply, question, &zone.index, &[])
+        }
+        None => encode::transfer(reply, question, &zone.index),
+    }
 }
