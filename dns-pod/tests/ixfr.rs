@@ -278,43 +278,56 @@ struct Knot {
 }
 
 impl Knot {
-    /// Starts Knot as a secondary of `primary` for the test zone.
+    /// Starts Knot as a secondary of `primary` for the test zone. The port is one that was
+    /// free for TCP and UDP a moment before; another test can take it in between, so a Knot
+    /// that cannot bind it is started again on another.
     fn secondary_of(primary: SocketAddr) -> Self {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("ixfr-knot-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("db")).expect("Knot's scratch directory");
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|socket| socket.local_addr())
-            .expect("a free port")
-            .port();
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let config = format!(
-            "server:\n  rundir: \"{dir}\"\n  listen: 127.0.0.1@{port}\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n\
-             database:\n  storage: \"{dir}/db\"\n\
-             log:\n  - target: stderr\n    any: info\n\
-             remote:\n  - id: primary\n    address: {ip}@{primary_port}\n\
-             template:\n  - id: default\n    storage: \"{dir}\"\n    zonefile-sync: -1\n\
-             zone:\n  - domain: \"{ZONE}\"\n    master: primary\n",
-            dir = dir.display(),
-            ip = primary.ip(),
-            primary_port = primary.port(),
-        );
-        let config_path = dir.join("knot.conf");
-        std::fs::write(&config_path, config).expect("knot.conf");
-        let log = std::fs::File::create(dir.join("knot.log")).expect("knot.log");
-        let child = Command::new(KNOTD)
-            .arg("-c")
-            .arg(&config_path)
-            .stdout(log.try_clone().expect("the log file"))
-            .stderr(log)
-            .spawn()
-            .expect("knotd starts (Debian package knot)");
-        Self {
-            child,
-            dir,
-            address,
+        for _ in 0..5 {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("db")).expect("Knot's scratch directory");
+            let port = free_port();
+            let config = format!(
+                "server:\n  rundir: \"{dir}\"\n  listen: 127.0.0.1@{port}\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n\
+                 database:\n  storage: \"{dir}/db\"\n\
+                 log:\n  - target: stderr\n    any: info\n\
+                 remote:\n  - id: primary\n    address: {ip}@{primary_port}\n\
+                 template:\n  - id: default\n    storage: \"{dir}\"\n    zonefile-sync: -1\n\
+                 zone:\n  - domain: \"{ZONE}\"\n    master: primary\n",
+                dir = dir.display(),
+                ip = primary.ip(),
+                primary_port = primary.port(),
+            );
+            let config_path = dir.join("knot.conf");
+            std::fs::write(&config_path, config).expect("knot.conf");
+            let log = std::fs::File::create(dir.join("knot.log")).expect("knot.log");
+            let child = Command::new(KNOTD)
+                .arg("-c")
+                .arg(&config_path)
+                .stdout(log.try_clone().expect("the log file"))
+                .stderr(log)
+                .spawn()
+                .expect("knotd starts (Debian package knot)");
+            let mut knot = Self {
+                child,
+                dir: dir.clone(),
+                address: SocketAddr::from(([127, 0, 0, 1], port)),
+            };
+            // Knot opens its control socket once its listeners are bound; it exits when it
+            // cannot bind them.
+            for _ in 0..100 {
+                if knot.dir.join("knot.sock").exists() {
+                    return knot;
+                }
+                if knot.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            eprintln!("Knot did not start on port {port}:\n{}", knot.log());
         }
+        panic!("Knot did not start in 5 attempts");
     }
 
     fn log(&self) -> String {
@@ -337,6 +350,17 @@ impl Drop for Knot {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A port free for TCP and UDP on 127.0.0.1 when asked.
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a TCP port");
+        let port = tcp.local_addr().expect("its address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
