@@ -6,10 +6,12 @@
 pub mod conditions;
 mod record;
 pub mod reference;
+mod transfer;
 mod zone;
 
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 pub use record::{Record, RecordSpec, RecordStatus, RecordType, ZoneReference};
+pub use transfer::{SecretKeyRef, TransferRule, TransferSpec, TsigAlgorithm, TsigKey};
 pub use zone::{
     Delegation, NameServer, NamespaceSelection, RecordNamespaces, SerialPolicy, ServerSummary,
     SoaSpec, Zone, ZoneSpec, ZoneStatus,

@@ -5,6 +5,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::transfer::{TransferSpec, TsigKey};
+
 /// A DNS name: labels of letters, digits, hyphens and underscores, with an optional trailing dot.
 pub(crate) const FQDN_PATTERN: &str = r"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$";
 
@@ -84,6 +86,19 @@ pub struct ZoneSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub delegations: Vec<Delegation>,
+
+    /// Who may transfer the zone to a secondary (AXFR, IXFR). Refused to everyone unless
+    /// a rule allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferSpec>,
+
+    /// TSIG keys (RFC 8945) that the zone's clients sign with; `transfer` rules name them.
+    /// Each secret is read from a Secret in the Zone's namespace and reaches the DNS pods
+    /// sealed with the fleet's message key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(k, self.exists_one(o, o.name.lowerAscii() == k.name.lowerAscii()))").message("TSIG key names must be unique"))]
+    pub tsig_keys: Vec<TsigKey>,
 }
 
 /// Permission for other namespaces to hold a child zone.

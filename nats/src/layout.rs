@@ -6,6 +6,7 @@
 //! | object store of zone snapshots, one object per zone | bucket `P-zones`, object `<apex>` (lowercase, trailing dot) |
 //! | stream of change events | `P-events` (dots in `P` become `-`), subjects `P.events.<zone token>` |
 //! | a pod's re-sync requests | `P.pod.<pod name>.resync` |
+//! | stream of access documents (transfer rules, TSIG keys), the last per zone | `P-access`, subjects `P.access.<zone token>` |
 //!
 //! A zone token is the lowercased apex without its trailing dot, with `.` written as `~`
 //! and every byte outside `[a-z0-9_-]` as `%XX`, so any DNS name makes one valid token.
@@ -90,6 +91,21 @@ impl Layout {
     /// Every zone's events.
     pub fn event_subjects(&self) -> String {
         format!("{}.events.>", self.prefix)
+    }
+
+    /// The stream of access documents.
+    pub fn access_stream(&self) -> String {
+        format!("{}-access", self.prefix.replace('.', "-"))
+    }
+
+    /// The subject of a zone's access document.
+    pub fn access_subject(&self, origin: &str) -> String {
+        format!("{}.access.{}", self.prefix, zone_token(origin))
+    }
+
+    /// Every zone's access documents.
+    pub fn access_subjects(&self) -> String {
+        format!("{}.access.>", self.prefix)
     }
 
     /// A pod's re-sync request subject.

@@ -7,13 +7,16 @@
 //!   event stream and its per-zone subjects, and each pod's re-sync subject;
 //! - [`ResyncRequest`] / [`ResyncReply`]: the targeted re-sync protocol, and
 //!   [`RefusedVersion`], a zone version a pod could not serve;
-//! - [`MessageKey`]: optional HMAC signatures on events and snapshots.
+//! - [`MessageKey`]: optional HMAC signatures on events and snapshots;
+//! - [`ZoneAccess`]: a zone's transfer rules and TSIG keys, secrets sealed.
 
+mod access;
 mod layout;
 mod options;
 mod resync;
 mod signing;
 
+pub use access::{ACCESS_DIGEST, AccessError, AccessKey, AccessRule, ZoneAccess};
 pub use layout::{
     EventHeaders, Layout, LayoutError, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, unix_millis,
 };

@@ -84,6 +84,12 @@ impl MessageKey {
         mac
     }
 
+    /// A 32-byte key for another purpose, derived from this one (HMAC-SHA256 of `context`),
+    /// so one configured secret serves signing and sealing without reuse.
+    pub fn derive(&self, context: &str) -> [u8; 32] {
+        self.mac(context, b"derive").finalize().into_bytes().into()
+    }
+
     /// The signature of `payload` sent in `context` (the subject of an event, or the
     /// object name of a snapshot), as the header value.
     pub fn sign(&self, context: &str, payload: &[u8]) -> String {
