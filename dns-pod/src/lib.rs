@@ -12,13 +12,16 @@
 //!
 //! Around them:
 //! - [`zone_handler`]: each zone as a hickory-server `ZoneHandler`;
-//! - [`sync`]: following NATS (snapshot store, change events, re-sync requests);
+//! - [`access`]: each zone's transfer rules and TSIG keys, as served;
+//! - [`sync`]: following NATS (snapshot store, change events, re-sync requests, access
+//!   documents);
 //! - [`local_snapshot`]: the served zones on disk, for restarts without NATS;
 //! - [`zone_files`]: static mode, zones from master files;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/zones` and `/refused`;
 //! - [`metrics`]: the Prometheus metrics;
 //! - [`config`]: the command line.
 
+pub mod access;
 pub mod admin;
 pub mod authority;
 pub mod config;

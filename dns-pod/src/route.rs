@@ -63,6 +63,12 @@ pub fn route<'z>(
     }
 }
 
+/// The closest enclosing zone of `lowercase_name` (wire form): the zone whose keys and
+/// rules apply to a request about the name.
+pub fn enclosing<'z>(zones: &'z ZoneSet, lowercase_name: &[u8]) -> Option<&'z Arc<ServedZone>> {
+    suffixes(lowercase_name).find_map(|suffix| zones.find_wire(suffix))
+}
+
 /// The zone that answers: the closest enclosing zone, except that a DS question at the apex
 /// of a child zone belongs to its parent when the parent is served too (RFC 4035 §3.1.4.1).
 fn zone_for<'z>(

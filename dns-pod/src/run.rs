@@ -10,13 +10,14 @@ use tracing::{error, info};
 use zonefleet_wire::Snapshot;
 
 use crate::{
+    access::AccessStore,
     admin::{self, AdminState, Readiness},
     authority::BuildError,
     config::{Config, LogFormat},
     local_snapshot::{self, LocalSnapshot},
     metrics::{DnsMetrics, SyncMetrics},
     serve::{DnsListeners, QueryHandler, TcpLimits, TransferAcl},
-    sync::{self, Follower, RefusalBook},
+    sync::{self, AccessFollower, Follower, RefusalBook},
     zone_files,
     zones::{ServedZone, ZoneStore},
 };
@@ -77,15 +78,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => Some(start_follower(&config, &zones, &sync_metrics, &readiness, refusals).await?),
     };
+    let access = Arc::new(AccessStore::default());
+    let access_follower = follower.as_ref().map(|follower| AccessFollower {
+        client: follower.client.clone(),
+        layout: follower.layout.clone(),
+        key: follower.key.clone(),
+        store: Arc::clone(&access),
+        metrics: Arc::clone(&sync_metrics),
+    });
     let follow = async move {
-        match follower {
-            Some(follower) => follower.run().await,
-            None => std::future::pending().await,
+        match (follower, access_follower) {
+            (Some(follower), Some(access)) => {
+                tokio::join!(follower.run(), access.run());
+            }
+            _ => std::future::pending().await,
         }
     };
 
     let handler = QueryHandler::new(
         Arc::clone(&zones),
+        access,
         TransferAcl::new(config.allow_transfer.clone()),
         Arc::clone(&dns_metrics),
     );

@@ -119,6 +119,7 @@ async fn compare(store: Arc<ZoneStore>, questions: &[(Name, RecordType)]) -> Tal
     }
     let handler = QueryHandler::new(
         Arc::clone(&store),
+        Default::default(),
         common::transfer_acl(&[]),
         common::metrics(),
     );

@@ -6,7 +6,7 @@ mod common;
 
 use std::{net::SocketAddr, process::Command, sync::Arc};
 
-use common::{LOOSE_LIMITS, framed};
+use common::{LOOSE_LIMITS, framed, knot::Knot};
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RData, Record, RecordType, rdata::SOA},
@@ -75,7 +75,7 @@ async fn serve(zone: ServedZone) -> SocketAddr {
             .parse()
             .expect("a valid test zone, query or server"),
     ]);
-    let handler = QueryHandler::new(zones, acl, Arc::clone(&metrics));
+    let handler = QueryHandler::new(zones, Default::default(), acl, Arc::clone(&metrics));
     let listeners = DnsListeners::bind(SocketAddr::from(([127, 0, 0, 1], 0)), 1)
         .await
         .expect("a valid test zone, query or server");
@@ -266,104 +266,6 @@ fn a_version_keeps_a_bounded_history() {
     assert_eq!(zone.deltas_since(current).map(<[_]>::len), Some(0));
 }
 
-/// Knot DNS's daemon and control tool (Debian package `knot`).
-const KNOTD: &str = "/usr/sbin/knotd";
-const KNOTC: &str = "/usr/sbin/knotc";
-
-/// A knotd process, stopped when dropped.
-struct Knot {
-    child: std::process::Child,
-    dir: std::path::PathBuf,
-    address: SocketAddr,
-}
-
-impl Knot {
-    /// Starts Knot as a secondary of `primary` for the test zone. The port is one that was
-    /// free for TCP and UDP a moment before; another test can take it in between, so a Knot
-    /// that cannot bind it is started again on another.
-    fn secondary_of(primary: SocketAddr) -> Self {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("ixfr-knot-{}", std::process::id()));
-        for _ in 0..5 {
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(dir.join("db")).expect("Knot's scratch directory");
-            let port = free_port();
-            let config = format!(
-                "server:\n  rundir: \"{dir}\"\n  listen: 127.0.0.1@{port}\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n\
-                 database:\n  storage: \"{dir}/db\"\n\
-                 log:\n  - target: stderr\n    any: info\n\
-                 remote:\n  - id: primary\n    address: {ip}@{primary_port}\n\
-                 template:\n  - id: default\n    storage: \"{dir}\"\n    zonefile-sync: -1\n\
-                 zone:\n  - domain: \"{ZONE}\"\n    master: primary\n",
-                dir = dir.display(),
-                ip = primary.ip(),
-                primary_port = primary.port(),
-            );
-            let config_path = dir.join("knot.conf");
-            std::fs::write(&config_path, config).expect("knot.conf");
-            let log = std::fs::File::create(dir.join("knot.log")).expect("knot.log");
-            let child = Command::new(KNOTD)
-                .arg("-c")
-                .arg(&config_path)
-                .stdout(log.try_clone().expect("the log file"))
-                .stderr(log)
-                .spawn()
-                .expect("knotd starts (Debian package knot)");
-            let mut knot = Self {
-                child,
-                dir: dir.clone(),
-                address: SocketAddr::from(([127, 0, 0, 1], port)),
-            };
-            // Knot opens its control socket once its listeners are bound; it exits when it
-            // cannot bind them.
-            for _ in 0..100 {
-                if knot.dir.join("knot.sock").exists() {
-                    return knot;
-                }
-                if knot.child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            eprintln!("Knot did not start on port {port}:\n{}", knot.log());
-        }
-        panic!("Knot did not start in 5 attempts");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("knot.log")).unwrap_or_default()
-    }
-
-    /// Asks Knot to check the primary's SOA now.
-    fn refresh(&self) {
-        let status = Command::new(KNOTC)
-            .arg("-s")
-            .arg(self.dir.join("knot.sock"))
-            .args(["zone-refresh", ZONE])
-            .status()
-            .expect("knotc runs");
-        assert!(status.success(), "knotc zone-refresh failed");
-    }
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free for TCP and UDP on 127.0.0.1 when asked.
-fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a TCP port");
-        let port = tcp.local_addr().expect("its address").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// The serial and `www` address Knot serves, if it serves the zone.
 async fn knot_serves(knot: SocketAddr) -> Option<(u32, String)> {
     let ask = |qtype| {
@@ -412,14 +314,19 @@ async fn knot_follows_the_pod_by_ixfr() {
     zones.insert(ServedZone::from_snapshot(version(1)).expect("version 1"));
     let metrics = Arc::new(DnsMetrics::register(&mut Default::default()));
     let acl = TransferAcl::new(vec!["127.0.0.0/8".parse().expect("a network")]);
-    let handler = QueryHandler::new(Arc::clone(&zones), acl, Arc::clone(&metrics));
+    let handler = QueryHandler::new(
+        Arc::clone(&zones),
+        Default::default(),
+        acl,
+        Arc::clone(&metrics),
+    );
     let listeners = DnsListeners::bind(SocketAddr::from(([127, 0, 0, 1], 0)), 1)
         .await
         .expect("a listener");
     let primary = listeners.local_addr().expect("its address");
     tokio::spawn(listeners.serve(handler, LOOSE_LIMITS, metrics));
 
-    let knot = Knot::secondary_of(primary);
+    let knot = Knot::secondary_of("ixfr", primary, ZONE, None);
     let wait_for = |serial: u32| {
         let address = knot.address;
         async move {

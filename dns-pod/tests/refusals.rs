@@ -4,9 +4,9 @@
 //! It needs the nats-server binary: `e2e/setup.sh` builds it (`make test` runs setup first),
 //! and `NATS_SERVER` may name another. Without it the test fails; it never passes unrun.
 
-use std::{
-    collections::HashMap, net::SocketAddr, path::PathBuf, process::Stdio, sync::Arc, time::Duration,
-};
+mod common;
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     self,
@@ -21,7 +21,6 @@ use prometheus_client::{encoding::text::encode, registry::Registry};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    process::{Child, Command},
     sync::Notify,
 };
 use zonefleet_dns_pod::{
@@ -35,72 +34,10 @@ use zonefleet_nats::{
 };
 use zonefleet_wire::{Delta, Snapshot};
 
+use common::nats::{Nats, nats_server_binary};
+
 /// How long a step may take before the test fails.
 const WAIT: Duration = Duration::from_secs(20);
-
-/// The nats-server binary, if built.
-fn nats_server_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("NATS_SERVER") {
-        return Some(PathBuf::from(path));
-    }
-    let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../e2e/tools.sh");
-    let output = std::process::Command::new("bash")
-        .arg(tools)
-        .args(["path", "nats-server"])
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
-    path.is_file().then_some(path)
-}
-
-/// A nats-server with JetStream on 127.0.0.1, its store in a directory of its own; killed
-/// and removed on drop.
-struct Nats {
-    _child: Child,
-    dir: PathBuf,
-    url: String,
-}
-
-impl Nats {
-    async fn start(binary: &PathBuf) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!("zonefleet-refusals-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("the store directory");
-        let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting nats-server");
-        let address: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while TcpStream::connect(address).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "nats-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self {
-            _child: child,
-            dir,
-            url: format!("nats://{address}"),
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn origin() -> Name {
     Name::from_ascii("example.com.").expect("a valid name")
@@ -208,7 +145,7 @@ async fn an_undecodable_version_is_refused_and_later_versions_apply() {
     let bad_bytes = bad.encode().unwrap();
     assert!(zonefleet_wire::decode(&bad_bytes).is_err());
 
-    let nats = Nats::start(&binary).await;
+    let nats = Nats::start(&binary, "refusals").await;
     let client = async_nats::connect(&nats.url).await.unwrap();
     let layout = Layout::new("zftest").unwrap();
     let js = jetstream::new(client.clone());

@@ -756,6 +756,7 @@ async fn every_accepted_value_is_served_as_assembled() {
     store.replace_all(zones);
     let handler = QueryHandler::new(
         Arc::clone(&store),
+        Default::default(),
         TransferAcl::new(Vec::new()),
         Arc::new(DnsMetrics::register(&mut Registry::default())),
     );

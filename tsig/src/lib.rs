@@ -39,14 +39,14 @@ pub enum Failure {
     Malformed,
     /// A key or algorithm this server does not have for the request: NOTAUTH, BADKEY,
     /// unsigned.
-    BadKey(Unsigned),
+    BadKey(Box<Unsigned>),
     /// A MAC that does not verify: NOTAUTH, BADSIG, unsigned.
-    BadSig(Unsigned),
+    BadSig(Box<Unsigned>),
     /// A MAC shorter than the algorithm's: NOTAUTH, BADTRUNC, unsigned (truncated MACs
     /// are not accepted).
-    BadTrunc(Unsigned),
+    BadTrunc(Box<Unsigned>),
     /// A good MAC outside the time window: NOTAUTH, BADTIME, signed, with our time.
-    BadTime(ResponseSigner),
+    BadTime(Box<ResponseSigner>),
 }
 
 impl Failure {
@@ -130,12 +130,14 @@ pub fn verify_request<'k>(
         signed_bitmessage_to_buf(message, None, true).map_err(|_| Failure::Malformed)?;
     let tsig = &record.data;
     let key_name = record.name.to_lowercase();
-    let unsigned = |error| Unsigned {
-        key_name: key_name.clone(),
-        algorithm: tsig.algorithm.to_name(),
-        time: tsig.time,
-        original_id: tsig.oid,
-        error,
+    let unsigned = |error| {
+        Box::new(Unsigned {
+            key_name: key_name.clone(),
+            algorithm: tsig.algorithm.to_name(),
+            time: tsig.time,
+            original_id: tsig.oid,
+            error,
+        })
     };
     let key = find_key(&key_name)
         .filter(|key| Algorithm::from_hickory(&tsig.algorithm) == Some(key.algorithm()))
@@ -164,7 +166,7 @@ pub fn verify_request<'k>(
         signer.time = tsig.time;
         signer.error = Some(TsigError::BadTime);
         signer.other = now.to_be_bytes()[2..].to_vec();
-        return Err(Failure::BadTime(signer));
+        return Err(Failure::BadTime(Box::new(signer)));
     }
     Ok(signer)
 }

@@ -248,7 +248,12 @@ async fn main() -> anyhow::Result<()> {
 
     let metrics = Arc::new(DnsMetrics::register(&mut Default::default()));
     let acl = TransferAcl::new(vec!["127.0.0.0/8".parse()?]);
-    let handler = QueryHandler::new(Arc::clone(&zones), acl, Arc::clone(&metrics));
+    let handler = QueryHandler::new(
+        Arc::clone(&zones),
+        Default::default(),
+        acl,
+        Arc::clone(&metrics),
+    );
     let listeners = DnsListeners::bind(SocketAddr::from(([127, 0, 0, 1], 0)), 1).await?;
     let primary = listeners.local_addr()?;
     let limits = TcpLimits {

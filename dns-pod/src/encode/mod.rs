@@ -34,6 +34,9 @@ pub const UDP_PAYLOAD_CAP: u16 = 1232;
 pub const UDP_PAYLOAD_PLAIN: u16 = 512;
 /// The length of our OPT record (root owner, no options).
 pub const OPT_LEN: usize = 11;
+/// Room every transfer message leaves for a TSIG record (RFC 8945): a key name of up to
+/// 255 bytes, our longest algorithm name, a 64-byte MAC and 6 bytes of other data fit.
+pub const SIGNATURE_ROOM: usize = 512;
 /// The most bytes of records per message of a zone transfer.
 const TRANSFER_MESSAGE_BYTES: usize = 16 * 1024;
 /// Class IN.
@@ -439,7 +442,7 @@ fn transfer_messages<'r>(
 }
 
 fn transfer_message<'b>(buffer: &'b mut Vec<u8>, question: Question<'_>) -> MessageWriter<'b> {
-    let mut writer = MessageWriter::new(buffer, usize::from(u16::MAX));
+    let mut writer = MessageWriter::new(buffer, usize::from(u16::MAX) - SIGNATURE_ROOM);
     let _ = writer.question(question.name, question.qtype, question.qclass);
     writer
 }

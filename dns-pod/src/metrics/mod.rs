@@ -30,6 +30,13 @@ pub struct RcodeLabels {
     pub rcode: String,
 }
 
+/// Labels of a signed request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TsigLabels {
+    /// `verified`, or why not: `BADKEY`, `BADSIG`, `BADTIME`, `BADTRUNC`, `FORMERR`.
+    pub result: &'static str,
+}
+
 /// Labels of one zone.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ZoneLabels {
@@ -61,6 +68,7 @@ pub struct DnsMetrics {
     truncated: Counter,
     tcp_open: Gauge,
     tcp_refused: Counter,
+    signed_requests: Family<TsigLabels, Counter>,
 }
 
 /// The zone and sync metrics.
@@ -101,8 +109,14 @@ impl DnsMetrics {
             truncated: Counter::default(),
             tcp_open: Gauge::default(),
             tcp_refused: Counter::default(),
+            signed_requests: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("zonefleet_dns");
+        r.register(
+            "signed_requests",
+            "TSIG-signed requests, by verification result",
+            metrics.signed_requests.clone(),
+        );
         r.register(
             "queries",
             "Queries by question type and transport",
@@ -200,6 +214,13 @@ impl DnsMetrics {
     /// A TCP connection was refused at the cap.
     pub fn tcp_refused(&self) {
         self.tcp_refused.inc();
+    }
+
+    /// A signed request was verified (`verified`) or refused (the TSIG error).
+    pub fn signed_request(&self, result: &'static str) {
+        self.signed_requests
+            .get_or_create(&TsigLabels { result })
+            .inc();
     }
 }
 

@@ -8,18 +8,21 @@ use std::sync::Arc;
 
 use hickory_proto::{
     op::{OpCode, Query, ResponseCode},
-    rr::{RData, RecordType},
+    rr::{Name, RData, RecordType},
     serialize::binary::BinEncodable,
 };
 use hickory_server::{net::xfer::Protocol, server::Request};
 use ipnet::IpNet;
+use tracing::debug;
+use zonefleet_tsig::{Failure, ResponseSigner, TsigError};
 use zonefleet_wire::{Delta, is_newer};
 
 use crate::{
+    access::AccessStore,
     encode::{self, Question, Reply},
     metrics::DnsMetrics,
     route::{self, Permissions, Route},
-    zones::{ServedZone, ZoneStore},
+    zones::{ServedZone, ZoneSet, ZoneStore},
 };
 
 /// An incremental transfer over more versions than this is condensed into one difference.
@@ -47,6 +50,7 @@ impl TransferAcl {
 #[derive(Clone, Debug)]
 pub struct QueryHandler {
     zones: Arc<ZoneStore>,
+    access: Arc<AccessStore>,
     transfer_acl: Arc<TransferAcl>,
     metrics: Arc<DnsMetrics>,
 }
@@ -77,10 +81,17 @@ impl SentQuestion {
 }
 
 impl QueryHandler {
-    /// A handler over `zones`.
-    pub fn new(zones: Arc<ZoneStore>, transfer_acl: TransferAcl, metrics: Arc<DnsMetrics>) -> Self {
+    /// A handler over `zones`, with each zone's transfer rules and keys in `access`, and
+    /// the networks of `transfer_acl` allowed to transfer every zone.
+    pub fn new(
+        zones: Arc<ZoneStore>,
+        access: Arc<AccessStore>,
+        transfer_acl: TransferAcl,
+        metrics: Arc<DnsMetrics>,
+    ) -> Self {
         Self {
             zones,
+            access,
             transfer_acl: Arc::new(transfer_acl),
             metrics,
         }
@@ -124,17 +135,73 @@ impl QueryHandler {
         let query = query.original();
         let protocol = request.protocol();
         self.metrics.queries(query.query_type(), protocol, 1);
-        let tcp = protocol != Protocol::Udp;
-        let permissions = Permissions {
-            transfer: self.transfer_acl.allows(request.src().ip()),
-        };
         let sent = SentQuestion::of(query);
         let lowercase_name = sent.name.to_ascii_lowercase();
-        let reply = Reply::to(metadata, request.edns.is_some());
         let zones = self.zones.load();
+        let transfer = matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR);
+        // The zone's keys and rules matter only to signed requests and transfers.
+        let access = (transfer || request.signature.is_some())
+            .then(|| route::enclosing(&zones, &lowercase_name))
+            .flatten()
+            .and_then(|zone| self.access.get(&zone.origin().to_lowercase()));
+        let mut signer = match request.signature {
+            None => None,
+            Some(_) => {
+                let find_key = |name: &Name| access.as_deref().and_then(|a| a.key(name));
+                match zonefleet_tsig::verify_request(request.as_slice(), find_key, unix_now()) {
+                    Ok(signer) => {
+                        self.metrics.signed_request("verified");
+                        Some(signer)
+                    }
+                    Err(failure) => return self.refuse_signature(request, failure),
+                }
+            }
+        };
+        let ip = request.src().ip();
+        let permissions = Permissions {
+            transfer: transfer
+                && (self.transfer_acl.allows(ip)
+                    || access.as_deref().is_some_and(|access| {
+                        access.allows_transfer(ip, signer.as_ref().map(|s| s.key().name()))
+                    })),
+        };
+        let room = signer.as_ref().map_or(0, ResponseSigner::overhead);
+        let routed = Routed {
+            request,
+            query,
+            sent: &sent,
+            lowercase_name: &lowercase_name,
+            tcp: protocol != Protocol::Udp,
+            room,
+        };
+        let (mut messages, rcode) = self.routed(&zones, &routed, permissions);
+        if let Some(signer) = &mut signer {
+            for message in &mut messages {
+                signer.sign(message);
+            }
+        }
+        (messages, rcode)
+    }
+
+    /// The answer to a request that passed every check, before any signature.
+    fn routed(
+        &self,
+        zones: &ZoneSet,
+        routed: &Routed<'_>,
+        permissions: Permissions,
+    ) -> (Vec<Vec<u8>>, Option<ResponseCode>) {
+        let Routed {
+            request,
+            query,
+            sent,
+            lowercase_name,
+            tcp,
+            room,
+        } = *routed;
+        let reply = Reply::to(&request.metadata, request.edns.is_some());
         match route::route(
-            &zones,
-            &lowercase_name,
+            zones,
+            lowercase_name,
             sent.qclass,
             sent.qtype,
             tcp,
@@ -178,6 +245,7 @@ impl QueryHandler {
                 } else {
                     encode::udp_limit(request.edns.as_ref())
                 };
+                let limit = limit.saturating_sub(u16::try_from(room).unwrap_or(u16::MAX));
                 let mut out = Vec::new();
                 let fit = encode::answer(reply, sent.question(), &answer, limit, &mut out);
                 self.metrics.response_size(out.len());
@@ -188,6 +256,48 @@ impl QueryHandler {
             }
         }
     }
+
+    /// The answer to a signed request whose signature is not accepted (RFC 8945 §5.2):
+    /// NOTAUTH with the TSIG error (FORMERR for a garbled record), unsigned but for BADTIME.
+    fn refuse_signature(
+        &self,
+        request: &Request,
+        failure: Failure,
+    ) -> (Vec<Vec<u8>>, Option<ResponseCode>) {
+        let (rcode, result) = match failure.tsig_error() {
+            None => (ResponseCode::FormErr, "FORMERR"),
+            Some(TsigError::BadKey) => (ResponseCode::NotAuth, "BADKEY"),
+            Some(TsigError::BadSig) => (ResponseCode::NotAuth, "BADSIG"),
+            Some(TsigError::BadTime) => (ResponseCode::NotAuth, "BADTIME"),
+            Some(_) => (ResponseCode::NotAuth, "BADTRUNC"),
+        };
+        self.metrics.signed_request(result);
+        debug!(src = %request.src(), %failure, "signed request refused");
+        let (mut messages, rcode) = error(request, rcode);
+        if let Some(message) = messages.first_mut() {
+            failure.finish(message);
+        }
+        (messages, rcode)
+    }
+}
+
+/// A checked request on its way to [`QueryHandler::routed`].
+#[derive(Clone, Copy)]
+struct Routed<'r> {
+    request: &'r Request,
+    query: &'r Query,
+    sent: &'r SentQuestion,
+    lowercase_name: &'r [u8],
+    tcp: bool,
+    /// Bytes to leave free for a signature.
+    room: usize,
+}
+
+/// Seconds since 1970, for TSIG's time check.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// An error response: the questions echoed, empty sections.

@@ -10,6 +10,7 @@
 //! by reason, and remembered per zone (see [`refusals`]) for `/refused` and re-sync replies.
 //! The pod keeps serving what it had, and later versions still apply.
 
+mod access;
 mod plan;
 pub mod refusals;
 
@@ -38,6 +39,7 @@ use zonefleet_nats::{
 };
 use zonefleet_wire::Message;
 
+pub use access::AccessFollower;
 pub use plan::{Plan, is_newer, plan};
 pub use refusals::{RefusalBook, Refusals};
 

@@ -4,6 +4,9 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod knot;
+pub mod nats;
+
 use std::{fmt::Write as _, net::SocketAddr, sync::Arc, time::Duration};
 
 use hickory_proto::{
@@ -138,7 +141,12 @@ pub fn transfer_acl(networks: &[&str]) -> TransferAcl {
 
 /// A handler over the test zones.
 pub fn handler(transfer_networks: &[&str]) -> QueryHandler {
-    QueryHandler::new(zone_store(), transfer_acl(transfer_networks), metrics())
+    QueryHandler::new(
+        zone_store(),
+        Default::default(),
+        transfer_acl(transfer_networks),
+        metrics(),
+    )
 }
 
 /// The server, serving the test zones on 127.0.0.1 (UDP and TCP on one port) until dropped.
@@ -157,6 +165,7 @@ impl TestServer {
         let metrics = Arc::new(DnsMetrics::register(&mut registry));
         let handler = QueryHandler::new(
             zone_store(),
+            Default::default(),
             transfer_acl(transfer_networks),
             Arc::clone(&metrics),
         );
