@@ -11,7 +11,10 @@ mod zone;
 
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 pub use record::{Record, RecordSpec, RecordStatus, RecordType, ZoneReference};
-pub use transfer::{SecretKeyRef, TransferRule, TransferSpec, TsigAlgorithm, TsigKey};
+pub use transfer::{
+    SecondariesStatus, Secondary, SecondaryStatus, SecretKeyRef, TransferRule, TransferSpec,
+    TsigAlgorithm, TsigKey,
+};
 pub use zone::{
     Delegation, NameServer, NamespaceSelection, RecordNamespaces, SerialPolicy, ServerSummary,
     SoaSpec, Zone, ZoneSpec, ZoneStatus,

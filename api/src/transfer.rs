@@ -15,6 +15,68 @@ pub struct TransferSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub allow: Vec<TransferRule>,
+
+    /// External secondaries to keep up to date. Each gets a NOTIFY (RFC 1996) once every
+    /// ready DNS pod serves a new version, and again with backoff until its SOA shows the
+    /// serial; `status.secondaries` shows the serial each serves. Listing a secondary does
+    /// not allow it to transfer the zone: a rule in `allow` does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub secondaries: Vec<Secondary>,
+}
+
+/// An external secondary name server of the zone.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Secondary {
+    /// Its IPv4 or IPv6 address.
+    #[schemars(length(min = 2, max = 45))]
+    #[x_kube(validation = Rule::new("isIP(self)").message("address must be an IPv4 or IPv6 address"))]
+    pub address: String,
+
+    /// Its DNS port. Default 53.
+    #[serde(default = "default_dns_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+
+    /// The name of one of the Zone's `tsigKeys` to sign NOTIFY messages with (the key the
+    /// secondary expects from its primary). Omitted: unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = FQDN_PATTERN))]
+    pub tsig_key: Option<String>,
+}
+
+fn default_dns_port() -> u16 {
+    53
+}
+
+/// The external secondaries as the operator last saw them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecondariesStatus {
+    /// Secondaries serving the serial every ready DNS pod serves, of all listed:
+    /// `synced/total`.
+    pub summary: String,
+    /// Each secondary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<SecondaryStatus>,
+}
+
+/// One external secondary.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecondaryStatus {
+    /// `address:port` (`[address]:port` for IPv6).
+    pub address: String,
+    /// The SOA serial it answered with last, if it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64"))]
+    pub serial: Option<u32>,
+    /// True if it serves the serial the fleet serves (or a newer one).
+    pub synced: bool,
+    /// What went wrong last (no answer, a NOTIFY refused), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// One rule: a request matches when it comes from one of `networks` (if given) and is

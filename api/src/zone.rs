@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::transfer::{TransferSpec, TsigKey};
+use crate::transfer::{SecondariesStatus, TransferSpec, TsigKey};
 
 /// A DNS name: labels of letters, digits, hyphens and underscores, with an optional trailing dot.
 pub(crate) const FQDN_PATTERN: &str = r"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$";
@@ -32,6 +32,12 @@ pub(crate) const FQDN_PATTERN: &str = r"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-
         name = "Synced",
         type_ = "string",
         json_path = ".status.servers.summary"
+    ),
+    printcolumn(
+        name = "Secondaries",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.secondaries.summary"
     ),
     printcolumn(
         name = "Ready",
@@ -252,6 +258,11 @@ pub struct ZoneStatus {
     /// How many DNS pods serve the latest version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub servers: Option<ServerSummary>,
+
+    /// The external secondaries of `spec.transfer.secondaries`: the serial each serves,
+    /// and how many serve what the DNS pods serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondaries: Option<SecondariesStatus>,
 }
 
 /// The serving fleet as seen by the health checker.

@@ -299,6 +299,8 @@ pub fn zone_status(
         observed_generation: generation,
         conditions: Vec::new(),
         servers: None,
+        // The controller sets it from what the secondaries tracker saw.
+        secondaries: current.and_then(|s| s.secondaries.clone()),
     };
     let (ready, synced, degraded) = match outcome {
         ZoneOutcome::DomainConflict(message) => {
