@@ -8,6 +8,7 @@
 //! - [`fleet`]: fleet health: a pure state machine decides which DNS pods to check and
 //!   re-sync, a thin task carries it out, and the Zone controller gets typed views;
 //! - [`publish`]: where zone versions go;
+//! - [`secondaries`]: NOTIFY to external secondaries and the serials they serve;
 //! - [`leader`]: leader election with a Lease;
 //! - [`server`]: `/metrics`, `/healthz` and `/readyz`;
 //! - [`metrics`], [`error`], [`config`].
@@ -20,6 +21,7 @@ pub mod fleet;
 pub mod leader;
 pub mod metrics;
 pub mod publish;
+pub mod secondaries;
 pub mod serial;
 pub mod server;
 pub mod zone;

@@ -88,6 +88,10 @@ pub struct Metrics {
     pub published_versions: Counter,
     /// Fleet health.
     pub fleet: FleetMetrics,
+    /// NOTIFYs sent to external secondaries, by result (`acknowledged`, `failed`).
+    pub secondary_notifies: Family<ResultLabels, Counter>,
+    /// External secondaries not serving what the DNS pods serve, per zone.
+    pub secondaries_out_of_sync: Family<ZoneLabels, Gauge>,
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -107,6 +111,8 @@ impl Metrics {
             records: Family::default(),
             publish_duration: Histogram::new(duration_buckets()),
             published_versions: Counter::default(),
+            secondary_notifies: Family::default(),
+            secondaries_out_of_sync: Family::default(),
             fleet: FleetMetrics {
                 out_of_sync: Family::default(),
                 out_of_sync_pairs: Gauge::default(),
@@ -176,14 +182,38 @@ impl Metrics {
             fleet.check_errors.clone(),
         );
         r.register("dns_pods", "Ready DNS pods", fleet.pods.clone());
+        r.register(
+            "secondary_notifies",
+            "NOTIFY messages sent to external secondaries, by result",
+            metrics.secondary_notifies.clone(),
+        );
+        r.register(
+            "secondaries_out_of_sync",
+            "External secondaries not serving the serial the DNS pods serve, per zone",
+            metrics.secondaries_out_of_sync.clone(),
+        );
         metrics
+    }
+
+    /// Counts one NOTIFY.
+    pub fn secondary_notify(&self, acknowledged: bool) {
+        let result = if acknowledged {
+            "acknowledged"
+        } else {
+            "failed"
+        };
+        self.secondary_notifies
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Removes the series of a deleted zone.
     pub fn forget_zone(&self, zone: &crate::zone::ObjectKey) {
-        self.fleet.out_of_sync.remove(&ZoneLabels {
+        let labels = ZoneLabels {
             zone: zone.to_string(),
-        });
+        };
+        self.fleet.out_of_sync.remove(&labels);
+        self.secondaries_out_of_sync.remove(&labels);
     }
 
     /// Counts one reconcile.

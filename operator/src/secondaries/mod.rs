@@ -1,0 +1,33 @@
+//! External secondaries (`spec.transfer.secondaries`): once every ready DNS pod serves a
+//! new version, each secondary gets a NOTIFY (RFC 1996), again with backoff until its SOA
+//! shows the serial; the serial each serves goes into the Zone's `status.secondaries`, with
+//! Events when one lags and when it catches up.
+//!
+//! Like the fleet checker it runs on the leader only, and its decisions are pure:
+//! [`tracker`] is the state machine, [`wire`] speaks DNS to a secondary, [`task`] runs
+//! them. The Zone controller feeds it [`Update`]s and implements [`SecondariesHost`].
+
+pub mod task;
+pub mod tracker;
+pub mod wire;
+
+pub use task::run;
+pub use tracker::{Command, Outcome, Report, SecondaryTarget, Tracker, ZoneSecondaries};
+
+use crate::zone::ObjectKey;
+
+/// What the Zone controller tells the task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// A zone's secondaries and the serial they should serve (a zone with none is
+    /// dropped).
+    Set(ZoneSecondaries),
+    /// A Zone is gone.
+    Remove(ObjectKey),
+}
+
+/// The Zone controller's side of the task.
+pub trait SecondariesHost: Send + Sync + 'static {
+    /// Takes a report. Called from the task; it must not block.
+    fn report(&self, report: Report);
+}
