@@ -10,12 +10,14 @@
 //! - [`dns_pod`]: a dns-pod run as a plain child process;
 //! - [`dns_fleet`]: dns-pod Pods and their Service, for the process kubelet, and the
 //!   [`dns_fleet::Fleet`] fixture (NATS, operators, dns-pods) of the fleet tests;
+//! - [`knot`]: Knot DNS as an external secondary of the fleet;
 //! - [`tools`]: kubectl and helm, run as a user would.
 
 pub mod dns;
 pub mod dns_fleet;
 pub mod dns_pod;
 pub mod harness;
+pub mod knot;
 pub mod nats;
 pub mod operator;
 pub mod tools;
