@@ -94,7 +94,10 @@ pub struct ZoneSpec {
 
     /// TSIG keys (RFC 8945) that the zone's clients sign with; `transfer` rules name them.
     /// Each secret is read from a Secret in the Zone's namespace and reaches the DNS pods
-    /// sealed with the fleet's message key.
+    /// sealed with the fleet's message key. Secrets are not watched: a Zone with keys is
+    /// reconciled every 5 minutes, so a rotated secret reaches the pods within 5 minutes. A
+    /// missing Secret or key, or a secret that is not base64, makes the Zone `InvalidSpec`
+    /// (nothing is published) until it is fixed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(k, self.exists_one(o, o.name.lowerAscii() == k.name.lowerAscii()))").message("TSIG key names must be unique"))]
