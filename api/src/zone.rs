@@ -5,10 +5,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::transfer::{TransferSpec, TsigKey};
-
-/// A DNS name: labels of letters, digits, hyphens and underscores, with an optional trailing dot.
-pub(crate) const FQDN_PATTERN: &str = r"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$";
+use crate::{
+    FQDN_PATTERN,
+    transfer::{TransferSpec, TsigKey},
+};
 
 /// A DNS zone served by the Zonefleet fleet.
 ///
