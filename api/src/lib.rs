@@ -23,6 +23,9 @@ pub use zone::{
 /// The API group.
 pub const GROUP: &str = "dns.zonefleet.io";
 
+/// A DNS name: labels of letters, digits, hyphens and underscores, with an optional trailing dot.
+pub(crate) const FQDN_PATTERN: &str = r"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$";
+
 type CustomResourceDefinition =
     k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 

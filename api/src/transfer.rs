@@ -4,7 +4,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::zone::FQDN_PATTERN;
+use crate::FQDN_PATTERN;
 
 /// Who may transfer the zone (AXFR and IXFR over TCP). A request is allowed when it
 /// matches at least one rule; with no rules (the default) every transfer is refused.

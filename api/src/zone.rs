@@ -5,10 +5,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::transfer::{SecondariesStatus, TransferSpec, TsigKey};
-
-/// A DNS name: labels of letters, digits, hyphens and underscores, with an optional trailing dot.
-pub(crate) const FQDN_PATTERN: &str = r"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$";
+use crate::{
+    FQDN_PATTERN,
+    transfer::{SecondariesStatus, TransferSpec, TsigKey},
+};
 
 /// A DNS zone served by the Zonefleet fleet.
 ///
@@ -100,7 +100,10 @@ pub struct ZoneSpec {
 
     /// TSIG keys (RFC 8945) that the zone's clients sign with; `transfer` rules name them.
     /// Each secret is read from a Secret in the Zone's namespace and reaches the DNS pods
-    /// sealed with the fleet's message key.
+    /// sealed with the fleet's message key. Secrets are not watched: a Zone with keys is
+    /// reconciled every 5 minutes, so a rotated secret reaches the pods within 5 minutes. A
+    /// missing Secret or key, or a secret that is not base64, makes the Zone `InvalidSpec`
+    /// (nothing is published) until it is fixed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(k, self.exists_one(o, o.name.lowerAscii() == k.name.lowerAscii()))").message("TSIG key names must be unique"))]

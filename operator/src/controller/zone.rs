@@ -1,14 +1,17 @@
-//! The Zone reconcile pipeline: fetch → validate and assemble → decide the serial →
-//! publish → status.
+//! The Zone reconcile pipeline: fetch → validate and assemble → access (transfer rules and
+//! TSIG keys, with their Secrets) → decide the serial → publish → status.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::Arc,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::{api::core::v1::Namespace, jiff::Timestamp};
+use k8s_openapi::{
+    api::core::v1::{Namespace, Secret},
+    jiff::Timestamp,
+};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -22,6 +25,7 @@ use kube::{
 };
 use serde_json::json;
 use zonefleet_api::{NamespaceSelection, Record, RecordStatus, Zone, ZoneStatus};
+use zonefleet_nats::ZoneAccess;
 
 use super::{
     Context, FIELD_MANAGER, Note, PublishedVersion, ZONE_FINALIZER, guarded, key_of,
@@ -31,8 +35,15 @@ use crate::{
     domains,
     error::{Error, Result},
     publish::ZoneVersion,
-    zone::{self, Assembly, ObjectKey, RecordInput, Verdict},
+    zone::{
+        self, Assembly, ObjectKey, RecordInput, Verdict,
+        access::{self, AccessSpecError, SecretData},
+    },
 };
+
+/// How often a Zone with TSIG keys is reconciled even without a change: Secrets are not
+/// watched, so a rotated key reaches the DNS pods within this time.
+pub const SECRET_REFRESH: Duration = Duration::from_secs(300);
 
 /// Reconciles one Zone.
 pub async fn reconcile(guard: Arc<DeserializeGuard<Zone>>, ctx: Arc<Context>) -> Result<Action> {
@@ -127,25 +138,23 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
     let assembly = match assemble(ctx, zone, &key, &records, &inputs, &child_zones) {
         Ok(assembly) => assembly,
         Err(e) => {
-            let message = e.to_string();
-            let status = status::zone_status(
-                zone.status.as_ref(),
-                generation,
-                ZoneOutcome::InvalidSpec(&message),
-                ctx.fleet_of(&key).as_fleet(),
-                now,
-            );
-            write_zone_status(ctx, zone, &status, false).await?;
-            if !has_ready_reason(zone, status::reasons::INVALID_SPEC) {
-                ctx.event(zone, EventType::Warning, "InvalidSpec", message)
-                    .await;
-            }
+            invalid_spec(ctx, zone, &key, e.to_string(), now).await?;
             return Err(e.into());
         }
     };
     let digest = assembly.zone.digest_hex();
     tracing::debug!(zone = %key, records = records.len(), %digest,
         current = ?zone.status.as_ref().and_then(|s| s.serial), "assembled");
+
+    // 3b. Access: the transfer rules and TSIG keys, with the keys' Secrets. A Secret that
+    //     is missing or wrong is an invalid spec, retried until it is fixed.
+    let access = match access_of(ctx, zone, &assembly.zone.origin.to_ascii()).await? {
+        Ok(access) => access,
+        Err(e) => {
+            invalid_spec(ctx, zone, &key, e.to_string(), now).await?;
+            return Err(e.into());
+        }
+    };
 
     // 4. Decide the serial.
     let decision = decide(ctx, zone, &key, &digest).await?;
@@ -171,7 +180,7 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
             written = Some(write_zone_status(ctx, zone, &publishing, true).await?);
         }
     }
-    let published = publish(ctx, zone, &key, &assembly, decision).await;
+    let published = publish(ctx, zone, &key, &assembly, &access, decision).await;
     let failed = published
         .as_ref()
         .err()
@@ -231,7 +240,66 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
     )
     .await?;
     ctx.tally(&key, Some(tally(&assembly)));
-    Ok(Action::await_change())
+    if zone.spec.tsig_keys.is_empty() {
+        Ok(Action::await_change())
+    } else {
+        Ok(Action::requeue(SECRET_REFRESH))
+    }
+}
+
+/// A Zone whose spec cannot be published: `Ready=False` with reason `InvalidSpec` and
+/// `message`, and a Warning Event when it becomes so. Nothing is published.
+async fn invalid_spec(
+    ctx: &Context,
+    zone: &Zone,
+    key: &ObjectKey,
+    message: String,
+    now: Timestamp,
+) -> Result<()> {
+    let status = status::zone_status(
+        zone.status.as_ref(),
+        zone.meta().generation,
+        ZoneOutcome::InvalidSpec(&message),
+        ctx.fleet_of(key).as_fleet(),
+        now,
+    );
+    if !status::status_unchanged(zone.status.as_ref(), &status) {
+        write_zone_status(ctx, zone, &status, false).await?;
+    }
+    if !has_ready_reason(zone, status::reasons::INVALID_SPEC) {
+        ctx.event(zone, EventType::Warning, "InvalidSpec", message)
+            .await;
+    }
+    Ok(())
+}
+
+/// The Zone's access document (`origin` is its apex), with its keys' secrets read from the
+/// Secrets of its namespace (`get` only: Secrets are not watched or listed).
+async fn access_of(
+    ctx: &Context,
+    zone: &Zone,
+    origin: &str,
+) -> Result<std::result::Result<ZoneAccess, AccessSpecError>> {
+    let namespace = zone.namespace().unwrap_or_default();
+    let mut secrets = SecretData::new();
+    let referenced = access::referenced_secrets(&zone.spec);
+    if !referenced.is_empty() {
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        for name in referenced {
+            if let Some(secret) = api.get_opt(name).await? {
+                let data = secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(key, value)| (key, value.0))
+                    .collect();
+                secrets.insert(name.to_owned(), data);
+            }
+        }
+    }
+    Ok(access::zone_access(
+        &namespace, origin, &zone.spec, &secrets,
+    ))
 }
 
 /// Assembles the zone, or takes the assembly of the same inputs from the last reconcile: a
@@ -366,12 +434,14 @@ async fn decide(
 }
 
 /// Publishes a new version, or makes sure the distribution still holds the current one
-/// (NATS may have lost it, or this process never published it).
+/// (NATS may have lost it, or this process never published it); then the zone's access
+/// document, if it changed.
 async fn publish(
     ctx: &Context,
     zone: &Zone,
     key: &ObjectKey,
     assembly: &Assembly,
+    access: &ZoneAccess,
     decision: status::VersionDecision,
 ) -> Result<()> {
     ctx.ensure_leading()?;
@@ -383,6 +453,7 @@ async fn publish(
     };
     if !decision.publish {
         ctx.publisher.ensure(&version).await?;
+        ctx.publisher.publish_access(access).await?;
         return Ok(());
     }
     let started = Instant::now();
@@ -416,6 +487,8 @@ async fn publish(
     );
     ctx.event(zone, EventType::Normal, "Published", Note::News(note))
         .await;
+    ctx.ensure_leading()?;
+    ctx.publisher.publish_access(access).await?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Where zone versions go.
 //!
-//! The controller hands every new zone version to a [`ZonePublisher`], and a deleted zone's
-//! retraction too. [`NatsPublisher`] distributes them over NATS JetStream; [`LogPublisher`]
+//! The controller hands every new zone version to a [`ZonePublisher`], each zone's access
+//! document (transfer rules and TSIG keys), and a deleted zone's retraction. [`NatsPublisher`] distributes them over NATS JetStream; [`LogPublisher`]
 //! stands in where no distribution is configured.
 
 mod nats;
@@ -11,6 +11,7 @@ pub use nats::{NatsPublisher, NatsSettings};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use zonefleet_nats::ZoneAccess;
 
 use crate::zone::{AssembledZone, ObjectKey};
 
@@ -56,7 +57,8 @@ impl PublishError {
 /// have `async fn`s).
 pub type Publishing<'a, T = ()> = BoxFuture<'a, Result<T, PublishError>>;
 
-/// Publishes zone versions and retractions. Both must be idempotent: a reconcile may repeat.
+/// Publishes zone versions, access documents and retractions. All must be idempotent: a
+/// reconcile may repeat.
 pub trait ZonePublisher: Send + Sync {
     /// Publishes a new version of a zone.
     fn publish<'a>(&'a self, version: &'a ZoneVersion) -> Publishing<'a>;
@@ -73,7 +75,19 @@ pub trait ZonePublisher: Send + Sync {
         let _ = domain;
         Box::pin(async { Ok(None) })
     }
-    /// Publishes that a zone is gone.
+    /// Publishes a zone's access document (its transfer rules and TSIG keys), if the
+    /// distribution does not hold this very document already; cheap when it does. The
+    /// default only logs it.
+    fn publish_access<'a>(&'a self, access: &'a ZoneAccess) -> Publishing<'a> {
+        Box::pin(async move {
+            tracing::debug!(
+                zone = %access.origin, rules = access.transfer.len(), keys = access.keys.len(),
+                "access document ready (no distribution configured)"
+            );
+            Ok(())
+        })
+    }
+    /// Publishes that a zone is gone (its access document goes too).
     fn retract<'a>(&'a self, zone: &'a ObjectKey, domain: &'a str) -> Publishing<'a>;
 }
 

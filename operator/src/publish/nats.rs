@@ -7,6 +7,10 @@
 //!   model) when there is one and it is small, the whole snapshot for a small new zone, or
 //!   else an announcement that sends pods to the object store. A retraction on deletion.
 //!
+//! Each zone's access document (transfer rules and TSIG keys, secrets sealed) goes to the
+//! access stream, which keeps the last message per zone subject. It is published only when
+//! its `Zonefleet-Access-Digest` header differs from the last one's, and purged on deletion.
+//!
 //! Events carry `Nats-Msg-Id: <zone>@<serial>`, so a repeated publish within the stream's
 //! duplicate window is stored once; pods key on (zone, serial) in any case. Each event also
 //! expects the stream sequence of this publisher's previous event on the subject
@@ -25,12 +29,13 @@ use async_nats::{
     jetstream::{
         self,
         object_store::{self, ObjectMetadata, ObjectStore},
-        stream,
+        stream::{self, LastRawMessageErrorKind},
     },
 };
 use tokio::io::AsyncReadExt;
 use zonefleet_nats::{
-    EventHeaders, Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, MessageKey, SIGNATURE,
+    ACCESS_DIGEST, EventHeaders, Layout, META_DIGEST, META_PUBLISHED_AT, META_SERIAL, MessageKey,
+    SIGNATURE, ZoneAccess,
 };
 use zonefleet_wire::{Delta, Marker, Message, Snapshot};
 
@@ -40,7 +45,7 @@ use crate::zone::ObjectKey;
 /// How the stream and bucket are created.
 #[derive(Clone, Debug)]
 pub struct NatsSettings {
-    /// Replicas of the stream and the bucket (1 or 3 in practice).
+    /// Replicas of the streams and the bucket (1 or 3 in practice).
     pub replicas: usize,
     /// Events up to this size carry their records; larger ones are announcements.
     pub inline_limit: usize,
@@ -66,6 +71,8 @@ pub struct NatsPublisher {
     layout: Layout,
     jetstream: jetstream::Context,
     store: ObjectStore,
+    /// The stream of access documents, the last per zone.
+    access: stream::Stream,
     settings: NatsSettings,
     /// The last version published of each zone (by object name): the base of the next
     /// delta.
@@ -105,7 +112,7 @@ impl NatsPublisher {
         lock(&self.confirmed).remove(name);
     }
 
-    /// Creates the stream and the bucket if they are missing, and returns a publisher.
+    /// Creates the streams and the bucket if they are missing, and returns a publisher.
     pub async fn open(
         client: async_nats::Client,
         layout: Layout,
@@ -125,6 +132,20 @@ impl NatsPublisher {
             })
             .await
             .map_err(failed("creating the event stream"))?;
+        let access = jetstream
+            .get_or_create_stream(stream::Config {
+                name: layout.access_stream(),
+                description: Some(
+                    "Zonefleet zone access documents (transfer rules, TSIG keys)".into(),
+                ),
+                subjects: vec![layout.access_subjects()],
+                max_messages_per_subject: 1,
+                storage: stream::StorageType::File,
+                num_replicas: settings.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(failed("creating the access stream"))?;
         let bucket = layout.snapshot_bucket();
         let store = match jetstream.get_object_store(&bucket).await {
             Ok(store) => store,
@@ -143,6 +164,7 @@ impl NatsPublisher {
             layout,
             jetstream,
             store,
+            access,
             settings,
             last: Mutex::default(),
             confirmed: Mutex::default(),
@@ -245,6 +267,40 @@ impl NatsPublisher {
                 Err(failed("publishing the event")(e))
             }
         }
+    }
+
+    /// Publishes a zone's access document unless the last one on its subject has the same
+    /// digest.
+    async fn publish_access_document(&self, access: &ZoneAccess) -> Result<(), PublishError> {
+        let key = self.settings.key.as_ref();
+        let subject = self.layout.access_subject(&access.origin);
+        let digest = access.digest(key);
+        let published = match self.access.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => message
+                .headers
+                .get(ACCESS_DIGEST)
+                .map(|d| d.as_str() == digest),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => None,
+            Err(e) => return Err(failed("reading the access stream")(e)),
+        };
+        if published == Some(true) {
+            return Ok(());
+        }
+        let payload = access.seal(key);
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCESS_DIGEST, digest.as_str());
+        if let Some(key) = key {
+            headers.insert(SIGNATURE, key.sign(&subject, &payload).as_str());
+        }
+        self.jetstream
+            .publish_with_headers(subject, headers, payload.into())
+            .await
+            .map_err(failed("publishing the access document"))?
+            .await
+            .map_err(failed("publishing the access document"))?;
+        tracing::info!(zone = %access.origin, rules = access.transfer.len(),
+            keys = access.keys.len(), "published access document");
+        Ok(())
     }
 
     /// The event for a version: a delta if the previous version is known and the delta is
@@ -356,6 +412,10 @@ impl ZonePublisher for NatsPublisher {
         })
     }
 
+    fn publish_access<'a>(&'a self, access: &'a ZoneAccess) -> Publishing<'a> {
+        Box::pin(self.publish_access_document(access))
+    }
+
     fn retract<'a>(&'a self, zone: &'a ObjectKey, domain: &'a str) -> Publishing<'a> {
         Box::pin(async move {
             let name = self.layout.object_name(domain);
@@ -377,6 +437,11 @@ impl ZonePublisher for NatsPublisher {
             self.publish_event(&name, None, marker, zonefleet_nats::unix_millis())
                 .await?;
             self.forget(&name);
+            self.access
+                .purge()
+                .filter(self.layout.access_subject(&name))
+                .await
+                .map_err(failed("purging the access document"))?;
             Ok(())
         })
     }

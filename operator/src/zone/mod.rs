@@ -14,6 +14,7 @@
 //! 5. below a delegation (an NS Record under the apex) only the glue addresses of the
 //!    delegation's name servers are served, and at it only NS and DS (`Occluded`).
 
+pub mod access;
 pub mod digest;
 pub mod names;
 pub mod policy;
