@@ -7,12 +7,12 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, ensure};
+use hickory_proto::rr::RecordType;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 use tokio::{sync::Mutex, time::Instant};
 use zonefleet_api::Zone;
-use hickory_proto::rr::RecordType;
 use zonefleet_e2e::{
     dns::ask,
     dns_fleet::{self, DNS_PORT, Fleet, FleetSpec},
@@ -70,7 +70,11 @@ async fn serial_at(at: std::net::SocketAddr) -> Option<u32> {
 /// line each, sorted, each once.
 fn transferred(server: std::net::SocketAddr, key: bool) -> anyhow::Result<Vec<String>> {
     let mut command = std::process::Command::new("kdig");
-    command.args(["-p", &server.port().to_string(), &format!("@{}", server.ip())]);
+    command.args([
+        "-p",
+        &server.port().to_string(),
+        &format!("@{}", server.ip()),
+    ]);
     if key {
         command.args(["-y", &format!("hmac-sha256:{KEY_NAME}:{SECRET}")]);
     }
@@ -86,7 +90,10 @@ fn transferred(server: std::net::SocketAddr, key: bool) -> anyhow::Result<Vec<St
         .collect();
     lines.sort();
     lines.dedup();
-    ensure!(lines.len() > 2, "kdig transferred nothing from {server}:\n{text}");
+    ensure!(
+        lines.len() > 2,
+        "kdig transferred nothing from {server}:\n{text}"
+    );
     Ok(lines)
 }
 

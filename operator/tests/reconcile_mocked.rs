@@ -317,6 +317,8 @@ fn operator(client: Client, publisher: Arc<dyn ZonePublisher>, zones: &[&Value])
         publish_notices: None,
         zone_triggers,
         claims_seen: Mutex::new(HashMap::new()),
+        secondaries: None,
+        secondaries_statuses: Mutex::new(HashMap::new()),
     };
     Operator {
         ctx: Arc::new(ctx),

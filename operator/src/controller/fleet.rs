@@ -79,7 +79,7 @@ impl FleetHost for Context {
 
 impl Context {
     /// The Zone in the store, if it is there and deserializes.
-    fn zone_in_store(&self, key: &ObjectKey) -> Option<Arc<Zone>> {
+    pub(super) fn zone_in_store(&self, key: &ObjectKey) -> Option<Arc<Zone>> {
         let guard = self
             .zones
             .get(&ObjectRef::new(&key.name).within(&key.namespace))?;

@@ -6,6 +6,7 @@
 pub mod fleet;
 pub mod index;
 pub mod record;
+pub mod secondaries;
 pub mod status;
 pub mod zone;
 
@@ -99,6 +100,11 @@ pub struct Context {
     /// The generation and deletion state of each Zone as last reconciled: when they change,
     /// the Zones whose domain ownership may depend on it are reconciled too.
     pub claims_seen: Mutex<HashMap<ObjectKey, (Option<i64>, bool)>>,
+    /// Where each zone's external secondaries are handed to the secondaries tracker, if it
+    /// runs.
+    pub secondaries: Option<tokio::sync::mpsc::UnboundedSender<crate::secondaries::Update>>,
+    /// What the secondaries tracker last reported of each zone's secondaries.
+    pub secondaries_statuses: Mutex<HashMap<ObjectKey, zonefleet_api::SecondariesStatus>>,
 }
 
 /// The fleet health checker's knowledge of one zone, for the status.
@@ -196,6 +202,7 @@ impl Context {
         forget(&self.zone_statuses, zone);
         forget(&self.fleet_problems, zone);
         forget(&self.claims_seen, zone);
+        self.forget_secondaries(zone);
         self.metrics.forget_zone(zone);
     }
 
@@ -433,7 +440,10 @@ pub async fn run(
     };
     let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
     let (reconcile_tx, reconcile_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectKey>();
+    let (secondaries_tx, secondaries_rx) = tokio::sync::mpsc::unbounded_channel();
     let ctx = Arc::new(Context {
+        secondaries: Some(secondaries_tx),
+        secondaries_statuses: Mutex::new(HashMap::new()),
         fleet_problems: Mutex::new(HashMap::new()),
         fleet_views: Mutex::new(HashMap::new()),
         assemblies: Mutex::new(HashMap::new()),
@@ -464,6 +474,12 @@ pub async fn run(
             notices_rx,
         ))
     });
+    let notifier = tokio::spawn(crate::secondaries::run(
+        ctx.clone(),
+        ctx.metrics.clone(),
+        ctx.leading.clone(),
+        secondaries_rx,
+    ));
     let fleet_triggers = tokio_stream_of(reconcile_rx).map(|key: ObjectKey| {
         ObjectRef::<DeserializeGuard<Zone>>::new(&key.name).within(&key.namespace)
     });
@@ -491,6 +507,7 @@ pub async fn run(
             }
         });
     tokio::join!(zone_loop, record_loop);
+    notifier.abort();
     if let Some(checker) = checker {
         checker.abort();
     }

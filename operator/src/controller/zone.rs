@@ -196,7 +196,7 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
     let base = written.as_ref().unwrap_or(zone);
     // Read again: the checker may have seen the pods serve the version meanwhile.
     let fleet = ctx.fleet_of(&key);
-    let zone_status = status::zone_status(
+    let mut zone_status = status::zone_status(
         base.status.as_ref(),
         generation,
         ZoneOutcome::Assembled {
@@ -208,6 +208,14 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         },
         fleet.as_fleet(),
         now,
+    );
+    // 7. External secondaries: told of the serial once every ready pod serves it.
+    zone_status.secondaries = ctx.track_secondaries(
+        zone,
+        &key,
+        &assembly.zone.origin,
+        &access,
+        served_everywhere(fleet.as_fleet(), serial),
     );
     if !status::status_unchanged(base.status.as_ref(), &zone_status) {
         write_zone_status(
@@ -244,6 +252,19 @@ async fn apply(zone: &Zone, ctx: &Context) -> Result<Action> {
         Ok(Action::await_change())
     } else {
         Ok(Action::requeue(SECRET_REFRESH))
+    }
+}
+
+/// `serial`, if every ready DNS pod serves it (as far as anyone can tell: without fleet
+/// health checking, once it is published).
+fn served_everywhere(fleet: status::Fleet<'_>, serial: u32) -> Option<u32> {
+    match fleet {
+        status::Fleet::Off => Some(serial),
+        status::Fleet::Unseen => None,
+        status::Fleet::Seen(view) => (view.serial == serial
+            && view.servers.total > 0
+            && view.servers.synced == view.servers.total)
+            .then_some(serial),
     }
 }
 

@@ -14,7 +14,46 @@ pub mod wire;
 pub use task::run;
 pub use tracker::{Command, Outcome, Report, SecondaryTarget, Tracker, ZoneSecondaries};
 
+use std::net::{IpAddr, SocketAddr};
+
+use zonefleet_api::ZoneSpec;
+use zonefleet_nats::ZoneAccess;
+use zonefleet_tsig::{Algorithm, Key};
+
 use crate::zone::ObjectKey;
+
+/// The secondaries of `spec`, each with the key it names from `access` (the zone's access
+/// document, whose step checked that addresses parse and keys exist).
+pub fn targets(spec: &ZoneSpec, access: &ZoneAccess) -> Vec<SecondaryTarget> {
+    let listed = spec
+        .transfer
+        .as_ref()
+        .map(|t| t.secondaries.as_slice())
+        .unwrap_or_default();
+    listed
+        .iter()
+        .filter_map(|secondary| {
+            let ip: IpAddr = secondary.address.parse().ok()?;
+            let key = secondary.tsig_key.as_ref().and_then(|written| {
+                let mut name = written.to_ascii_lowercase();
+                if !name.ends_with('.') {
+                    name.push('.');
+                }
+                let key = access.keys.iter().find(|key| key.name == name)?;
+                Key::from_base64(
+                    &key.name,
+                    Algorithm::from_name(&key.algorithm).ok()?,
+                    &key.secret,
+                )
+                .ok()
+            });
+            Some(SecondaryTarget {
+                address: SocketAddr::new(ip, secondary.port),
+                key,
+            })
+        })
+        .collect()
+}
 
 /// What the Zone controller tells the task.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::{
-    sync::{Semaphore, mpsc},
+    sync::{Semaphore, mpsc, watch},
     time::Instant,
 };
 
@@ -23,10 +23,12 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest sleep between two looks at what is due.
 const IDLE: Duration = Duration::from_secs(1);
 
-/// Runs until the update channel closes.
+/// Runs until the update channel closes. While this replica does not lead it forgets
+/// everything and sends nothing: the leader's reconciles tell it again.
 pub async fn run(
     host: Arc<dyn SecondariesHost>,
     metrics: Arc<Metrics>,
+    leading: watch::Receiver<bool>,
     mut updates: mpsc::UnboundedReceiver<Update>,
 ) {
     let mut tracker = Tracker::default();
@@ -34,6 +36,9 @@ pub async fn run(
     let (done_tx, mut done) = mpsc::unbounded_channel();
     loop {
         let now = Instant::now().into_std();
+        if !*leading.borrow() {
+            tracker = Tracker::default();
+        }
         for command in tracker.due(now) {
             let permits = Arc::clone(&permits);
             let done_tx = done_tx.clone();

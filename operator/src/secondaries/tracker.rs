@@ -228,7 +228,7 @@ impl Tracker {
             }
         }
         let after = tracked.status();
-        (before.as_ref() != Some(&after)).then(|| Report::Status {
+        (before.as_ref() != Some(&after)).then_some(Report::Status {
             zone: zone.zone,
             status: after,
         })

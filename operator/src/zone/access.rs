@@ -50,6 +50,22 @@ pub enum AccessSpecError {
         /// The key name as written.
         key: String,
     },
+    /// A secondary names a key the Zone does not list.
+    #[error("spec.transfer.secondaries[{index}].tsigKey {key:?} names no key in spec.tsigKeys")]
+    UnknownSecondaryKey {
+        /// The secondary's index.
+        index: usize,
+        /// The key name as written.
+        key: String,
+    },
+    /// A secondary's address is not an IP address.
+    #[error("spec.transfer.secondaries[{index}].address {address:?} is not an IP address")]
+    InvalidSecondaryAddress {
+        /// The secondary's index.
+        index: usize,
+        /// The address as written.
+        address: String,
+    },
     /// Two keys with one name (compared without regard to case).
     #[error("spec.tsigKeys[{index}] ({name}): the name is already used by spec.tsigKeys[{first}]")]
     DuplicateKey {
@@ -135,6 +151,27 @@ pub fn zone_access(
         .enumerate()
         .map(|(index, rule)| access_rule(index, rule, &names))
         .collect::<Result<Vec<_>, _>>()?;
+    let secondaries = spec
+        .transfer
+        .as_ref()
+        .map(|t| t.secondaries.as_slice())
+        .unwrap_or_default();
+    for (index, secondary) in secondaries.iter().enumerate() {
+        if secondary.address.parse::<IpAddr>().is_err() {
+            return Err(AccessSpecError::InvalidSecondaryAddress {
+                index,
+                address: secondary.address.clone(),
+            });
+        }
+        if let Some(written) = &secondary.tsig_key
+            && !names.contains_key(&key_name(written))
+        {
+            return Err(AccessSpecError::UnknownSecondaryKey {
+                index,
+                key: written.clone(),
+            });
+        }
+    }
     let keys = spec
         .tsig_keys
         .iter()
@@ -470,5 +507,30 @@ mod tests {
             error.to_string(),
             "spec.tsigKeys[1] (a.example.): the name is already used by spec.tsigKeys[0]"
         );
+    }
+
+    #[test]
+    fn a_secondary_must_name_a_listed_key_and_an_address() {
+        let secrets = secrets(&[("xfr", "secret", b"c2VjcmV0")]);
+        let with = |secondary: serde_json::Value| {
+            spec(json!({
+                "tsigKeys": [{"name": "transfer.example.com", "secretRef": {"name": "xfr"}}],
+                "transfer": {"secondaries": [secondary]},
+            }))
+        };
+        let good = with(json!({"address": "192.0.2.9", "tsigKey": "Transfer.Example.COM."}));
+        assert!(zone_access("dns", "example.com.", &good, &secrets).is_ok());
+        let unknown = with(json!({"address": "192.0.2.9", "tsigKey": "other"}));
+        assert_eq!(
+            zone_access("dns", "example.com.", &unknown, &secrets)
+                .expect_err("unknown key")
+                .to_string(),
+            "spec.transfer.secondaries[0].tsigKey \"other\" names no key in spec.tsigKeys"
+        );
+        let bad = with(json!({"address": "ns1.example.net"}));
+        assert!(matches!(
+            zone_access("dns", "example.com.", &bad, &secrets),
+            Err(AccessSpecError::InvalidSecondaryAddress { index: 0, .. })
+        ));
     }
 }
