@@ -3,7 +3,7 @@
 //! subject and follows; it starts over after any failure, and the stream keeps only the
 //! last document per zone, so starting over is cheap and misses nothing.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use async_nats::{
     Client,
@@ -63,17 +63,7 @@ impl AccessFollower {
     /// Follows forever, starting over with a backoff when the stream is missing (no
     /// operator has run yet) or the consumer fails.
     pub async fn run(self) {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            match self.follow().await {
-                Ok(()) => backoff = Duration::from_millis(500),
-                Err(error) => {
-                    warn!(%error, retry_in = ?backoff, "following the access stream interrupted");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
+        super::follow_forever("following the access stream", || self.follow()).await
     }
 
     async fn follow(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

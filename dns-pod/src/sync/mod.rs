@@ -213,21 +213,32 @@ fn nats<E: std::error::Error + Send + Sync + 'static>(e: E) -> SyncError {
     SyncError::Nats(Box::new(e))
 }
 
+/// Runs `follow` forever, starting over after 0.5 s, doubling to 10 s while it keeps
+/// failing, and logging each failure as `what` interrupted.
+async fn follow_forever<F, Fut, E>(what: &str, mut follow: F) -> !
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match follow().await {
+            Ok(()) => backoff = Duration::from_millis(500),
+            Err(error) => {
+                warn!(%error, retry_in = ?backoff, "{what} interrupted");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 impl Follower {
     /// Follows NATS forever: waits for the stream and bucket, syncs, follows, and starts
     /// over if the consumer fails.
     pub async fn run(self) {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            match self.follow().await {
-                Ok(()) => backoff = Duration::from_millis(500),
-                Err(error) => {
-                    warn!(%error, retry_in = ?backoff, "NATS sync interrupted");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
+        follow_forever("NATS sync", || self.follow()).await
     }
 
     async fn follow(&self) -> Result<(), SyncError> {
