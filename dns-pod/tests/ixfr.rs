@@ -10,7 +10,6 @@ use common::{LOOSE_LIMITS, framed, knot::Knot};
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RData, Record, RecordType, rdata::SOA},
-    serialize::txt::Parser,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -19,6 +18,7 @@ use tokio::{
 use zonefleet_dns_pod::{
     metrics::DnsMetrics,
     serve::{DnsListeners, QueryHandler, TransferAcl},
+    zone_files,
     zones::{ServedZone, ZoneStore},
 };
 use zonefleet_wire::{Delta, Snapshot};
@@ -38,19 +38,7 @@ fn version(serial: u32) -> Snapshot {
     if serial >= 3 {
         text.push_str("new 3600 IN TXT \"added in 3\"\n");
     }
-    let (_, rrsets) = Parser::new(&text, None, Some(origin.clone()))
-        .parse()
-        .expect("a valid test zone, query or server");
-    let records: Vec<Record> = rrsets
-        .into_values()
-        .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
-        .collect();
-    Snapshot {
-        digest: zonefleet_wire::zone_digest(&origin, &records).to_vec(),
-        origin,
-        serial,
-        records,
-    }
+    zone_files::parse(&text, origin, None).expect("a valid test zone, query or server")
 }
 
 /// A listener serving the zone at version 3, reached from version 1 by two deltas.

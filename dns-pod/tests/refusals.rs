@@ -13,10 +13,7 @@ use async_nats::jetstream::{
     object_store::{self, ObjectMetadata, ObjectStore},
     stream,
 };
-use hickory_proto::{
-    rr::{Name, Record, RecordType},
-    serialize::txt::Parser,
-};
+use hickory_proto::rr::{Name, RecordType};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -27,6 +24,7 @@ use zonefleet_dns_pod::{
     admin::{self, AdminState, Readiness},
     metrics::SyncMetrics,
     sync::{Follower, RefusalBook},
+    zone_files,
     zones::ZoneStore,
 };
 use zonefleet_nats::{
@@ -43,28 +41,12 @@ fn origin() -> Name {
     Name::from_ascii("example.com.").expect("a valid name")
 }
 
-fn records(text: &str) -> Vec<Record> {
-    let (_, rrsets) = Parser::new(text, None, Some(origin()))
-        .parse()
-        .expect("the test zone parses");
-    rrsets
-        .into_values()
-        .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
-        .collect()
-}
-
 /// Version `serial` of `example.com.`, with `extra` records.
 fn snapshot(serial: u32, extra: &str) -> Snapshot {
     let text = format!(
         "$TTL 300\n@ IN SOA ns1 hostmaster {serial} 3600 600 1209600 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n{extra}"
     );
-    let records = records(&text);
-    Snapshot {
-        digest: zonefleet_wire::zone_digest(&origin(), &records).to_vec(),
-        origin: origin(),
-        serial,
-        records,
-    }
+    zone_files::parse(&text, origin(), None).expect("the test zone parses")
 }
 
 /// A version hickory-proto 0.26 encodes but cannot decode back: a CAA record with a tag it

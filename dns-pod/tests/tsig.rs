@@ -17,7 +17,6 @@ use common::{
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RData, Record, RecordType, rdata::SOA},
-    serialize::txt::Parser,
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use tokio::{
@@ -29,6 +28,7 @@ use zonefleet_dns_pod::{
     metrics::{DnsMetrics, SyncMetrics},
     serve::{DnsListeners, QueryHandler, TransferAcl},
     sync::AccessFollower,
+    zone_files,
     zones::{ServedZone, ZoneStore},
 };
 use zonefleet_nats::{AccessKey, AccessRule, Layout, MessageKey, SIGNATURE, ZoneAccess};
@@ -60,19 +60,7 @@ fn version(serial: u32) -> Snapshot {
             n & 0xff
         ));
     }
-    let (_, rrsets) = Parser::new(&text, None, Some(origin.clone()))
-        .parse()
-        .expect("the test zone parses");
-    let records: Vec<Record> = rrsets
-        .into_values()
-        .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
-        .collect();
-    Snapshot {
-        digest: zonefleet_wire::zone_digest(&origin, &records).to_vec(),
-        origin,
-        serial,
-        records,
-    }
+    zone_files::parse(&text, origin, None).expect("the test zone parses")
 }
 
 /// The zone's access document: transfers signed with the key from anywhere, and signed
