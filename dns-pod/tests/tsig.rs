@@ -32,7 +32,7 @@ use zonefleet_dns_pod::{
     zones::{ServedZone, ZoneStore},
 };
 use zonefleet_nats::{AccessKey, AccessRule, Layout, MessageKey, SIGNATURE, ZoneAccess};
-use zonefleet_tsig::{Algorithm, Key, ResponseError, TsigError, sign_request};
+use zonefleet_tsig::{Algorithm, Key, ResponseError, TsigError, sign_request, unix_now as now};
 use zonefleet_wire::{Delta, Snapshot};
 
 const ZONE: &str = "example.net.";
@@ -131,13 +131,6 @@ impl Server {
         encode(&mut text, &self.registry).expect("metrics encode");
         text
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
 }
 
 fn axfr(id: u16) -> Vec<u8> {

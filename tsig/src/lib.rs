@@ -12,11 +12,7 @@ mod key;
 
 pub use key::{Algorithm, Key, KeyError};
 
-use hickory_proto::{
-    op::{Header, Metadata},
-    rr::{Name, rdata::tsig::signed_bitmessage_to_buf},
-    serialize::binary::{BinDecodable, BinDecoder},
-};
+use hickory_proto::rr::{Name, rdata::tsig::signed_bitmessage_to_buf};
 
 pub use hickory_proto::rr::rdata::tsig::TsigError;
 
@@ -304,11 +300,11 @@ impl ResponseVerifier {
     }
 }
 
-/// The header of an encoded message, if it has one.
-pub fn header(message: &[u8]) -> Option<Metadata> {
-    Header::read(&mut BinDecoder::new(message))
-        .ok()
-        .map(|header| header.metadata)
+/// Seconds since 1970: the time TSIG signs with and checks against.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// The TSIG RDATA fields besides the MAC.

@@ -148,7 +148,11 @@ impl QueryHandler {
             None => None,
             Some(_) => {
                 let find_key = |name: &Name| access.as_deref().and_then(|a| a.key(name));
-                match zonefleet_tsig::verify_request(request.as_slice(), find_key, unix_now()) {
+                match zonefleet_tsig::verify_request(
+                    request.as_slice(),
+                    find_key,
+                    zonefleet_tsig::unix_now(),
+                ) {
                     Ok(signer) => {
                         self.metrics.signed_request("verified");
                         Some(signer)
@@ -291,13 +295,6 @@ struct Routed<'r> {
     tcp: bool,
     /// Bytes to leave free for a signature.
     room: usize,
-}
-
-/// Seconds since 1970, for TSIG's time check.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// An error response: the questions echoed, empty sections.

@@ -8,7 +8,7 @@ use hickory_proto::{
     rr::{Name, RData, RecordType},
 };
 use tokio::net::UdpSocket;
-use zonefleet_tsig::{Key, ResponseError, sign_request};
+use zonefleet_tsig::{Key, ResponseError, sign_request, unix_now};
 
 /// Why a secondary did not answer as it should.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -131,23 +131,12 @@ async fn exchange(
         .map_err(|_| SecondaryError::Timeout(timeout))?
 }
 
+/// A random message ID (the time's low bits should the system's random source fail).
 fn rand_id() -> u16 {
-    let mut bytes = [0u8; 2];
-    if getrandom(&mut bytes).is_err() {
-        return u16::try_from(unix_now() & 0xffff).unwrap_or(0);
-    }
-    u16::from_be_bytes(bytes)
-}
-
-fn getrandom(bytes: &mut [u8]) -> Result<(), ring::error::Unspecified> {
-    use ring::rand::SecureRandom;
-    ring::rand::SystemRandom::new().fill(bytes)
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+    ring::rand::generate::<[u8; 2]>(&ring::rand::SystemRandom::new()).map_or_else(
+        |_| u16::try_from(unix_now() & 0xffff).unwrap_or(0),
+        |bytes| u16::from_be_bytes(bytes.expose()),
+    )
 }
 
 #[cfg(test)]
