@@ -7,8 +7,8 @@ use std::{collections::HashMap, net::IpAddr, sync::Arc};
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
-use zonefleet_nats::ZoneAccess;
-use zonefleet_tsig::{Algorithm, Key, KeyError};
+use zonefleet_nats::{AccessKey, ZoneAccess};
+use zonefleet_tsig::{Key, KeyError};
 
 /// A zone's access, ready to check requests against.
 #[derive(Debug)]
@@ -46,13 +46,7 @@ impl ServedAccess {
         let keys = document
             .keys
             .iter()
-            .map(|key| {
-                Key::from_base64(
-                    &key.name,
-                    Algorithm::from_name(&key.algorithm)?,
-                    &key.secret,
-                )
-            })
+            .map(AccessKey::tsig_key)
             .collect::<Result<Vec<Key>, KeyError>>()?;
         let rules = document
             .transfer
@@ -145,7 +139,7 @@ impl AccessStore {
 
 #[cfg(test)]
 mod tests {
-    use zonefleet_nats::{AccessKey, AccessRule};
+    use zonefleet_nats::AccessRule;
 
     use super::*;
 

@@ -14,6 +14,7 @@ use ring::{
     rand::{SecureRandom, SystemRandom},
 };
 use serde::{Deserialize, Serialize};
+use zonefleet_tsig::{Algorithm, Key, KeyError};
 
 use crate::MessageKey;
 
@@ -67,6 +68,17 @@ impl std::fmt::Debug for AccessKey {
             .field("name", &self.name)
             .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
+    }
+}
+
+impl AccessKey {
+    /// The TSIG key it describes.
+    pub fn tsig_key(&self) -> Result<Key, KeyError> {
+        Key::from_base64(
+            &self.name,
+            Algorithm::from_name(&self.algorithm)?,
+            &self.secret,
+        )
     }
 }
 

@@ -16,11 +16,9 @@ pub use tracker::{Command, Outcome, Report, SecondaryTarget, Tracker, ZoneSecond
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::zone::{ObjectKey, access::key_name};
 use zonefleet_api::ZoneSpec;
 use zonefleet_nats::ZoneAccess;
-use zonefleet_tsig::{Algorithm, Key};
-
-use crate::zone::ObjectKey;
 
 /// The secondaries of `spec`, each with the key it names from `access` (the zone's access
 /// document, whose step checked that addresses parse and keys exist).
@@ -35,17 +33,9 @@ pub fn targets(spec: &ZoneSpec, access: &ZoneAccess) -> Vec<SecondaryTarget> {
         .filter_map(|secondary| {
             let ip: IpAddr = secondary.address.parse().ok()?;
             let key = secondary.tsig_key.as_ref().and_then(|written| {
-                let mut name = written.to_ascii_lowercase();
-                if !name.ends_with('.') {
-                    name.push('.');
-                }
+                let name = key_name(written);
                 let key = access.keys.iter().find(|key| key.name == name)?;
-                Key::from_base64(
-                    &key.name,
-                    Algorithm::from_name(&key.algorithm).ok()?,
-                    &key.secret,
-                )
-                .ok()
+                key.tsig_key().ok()
             });
             Some(SecondaryTarget {
                 address: SocketAddr::new(ip, secondary.port),

@@ -266,7 +266,8 @@ fn access_key(
 }
 
 /// A key name as the document names keys: lowercase, fully qualified.
-fn key_name(written: &str) -> String {
+/// A key name as documents write it: lowercase, fully qualified.
+pub(crate) fn key_name(written: &str) -> String {
     fully_qualified(&written.to_ascii_lowercase())
 }
 
