@@ -15,7 +15,7 @@ use tokio::{sync::Mutex, time::Instant};
 use zonefleet_api::Zone;
 use zonefleet_e2e::{
     dns::ask,
-    dns_fleet::{self, DNS_PORT, Fleet, FleetSpec},
+    dns_fleet::{self, Fleet, FleetSpec},
     harness::{wait_for_object, wait_until},
     knot::{KnotKey, KnotSecondary},
     operator::apply,
@@ -128,7 +128,7 @@ async fn knot_follows_every_change_by_notify_and_ixfr() {
         let knot = KnotSecondary::start(
             fleet.ns.env.dir()?.join(format!("knot-{}", fleet.ns.name)),
             &format!("{DOMAIN}."),
-            std::net::SocketAddr::new(primary.ip(), DNS_PORT),
+            primary,
             [127, 0, 0, 1].into(),
             &KnotKey {
                 name: KEY_NAME.into(),
@@ -223,14 +223,10 @@ async fn knot_follows_every_change_by_notify_and_ixfr() {
             "every NOTIFY and transfer was signed and allowed:\n{log}"
         );
         // Knot's copy equals the pods', record for record.
-        let pods = transferred(primary_tcp(primary), true)?;
+        let pods = transferred(primary, true)?;
         let knots = transferred(knot.address, false)?;
         ensure!(pods == knots, "the pods' zone:\n{pods:#?}\nKnot's:\n{knots:#?}");
         Ok(())
     })
     .await;
-}
-
-fn primary_tcp(primary: std::net::SocketAddr) -> std::net::SocketAddr {
-    std::net::SocketAddr::new(primary.ip(), DNS_PORT)
 }
